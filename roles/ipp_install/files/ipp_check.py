@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Check an ipyparallel cluster the way an epyc user sees it.
+
+Connects ``epyc.ClusterLab`` to a profile, waits until the expected number of engines is
+registered, runs a small epyc experiment whose every point reports the host that ran it,
+and prints one JSON object: the engine count, the results per host, and timings.
+Exit status: 0 when the cluster matches the expectations given, 1 when it does not,
+2 when it cannot be reached at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import epyc
+
+
+class WhereAmI(epyc.Experiment):  # type: ignore[misc]
+    """One point of the check: says which host and process computed it."""
+
+    def do(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "square": params["x"] ** 2,
+        }
+
+
+def connect(profile: str, timeout: float) -> epyc.ClusterLab:
+    """A ClusterLab on the profile, retried while no engine is registered yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return epyc.ClusterLab(profile=profile)
+        except Exception as error:  # NoEnginesRegistered, or a controller still starting
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no cluster on profile {profile!r}: {error}") from error
+            time.sleep(1)
+
+
+def wait_for_engines(lab: epyc.ClusterLab, expect: int | None, timeout: float) -> int:
+    """The registered engine count, once it equals ``expect`` (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = int(lab.numberOfEngines())
+        if expect is None or count == expect or time.monotonic() > deadline:
+            return count
+        time.sleep(1)
+
+
+def wait_for_results(lab: epyc.ClusterLab, timeout: float) -> bool:
+    """Collect results until none is pending; False at the timeout.
+
+    ``ClusterLab.wait`` polls every 30 s (``WaitingTime``): far too slow for a check.
+    """
+    deadline = time.monotonic() + timeout
+    while not lab.ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def run_experiment(lab: epyc.ClusterLab, points: int, timeout: float) -> dict[str, Any]:
+    """Run ``points`` experiments and collect them; return per-host counts and timings."""
+    lab["x"] = range(points)
+    started = time.monotonic()
+    lab.runExperiment(WhereAmI())
+    submitted = time.monotonic()
+    complete = wait_for_results(lab, timeout)
+    collected = time.monotonic()
+    results = lab.results()
+    ok = [r for r in results if r[epyc.Experiment.METADATA][epyc.Experiment.STATUS]]
+    answers = [(r[epyc.Experiment.PARAMETERS]["x"], r[epyc.Experiment.RESULTS]) for r in ok]
+    return {
+        "complete": bool(complete),
+        "results": len(ok),
+        "failed": len(results) - len(ok),
+        "correct": all(result["square"] == x**2 for x, result in answers),
+        "hosts": dict(Counter(str(result["host"]) for _, result in answers)),
+        "submit_seconds": round(submitted - started, 3),
+        "collect_seconds": round(collected - submitted, 3),
+    }
+
+
+def problems(report: dict[str, Any], expect: int | None, hosts: list[str]) -> list[str]:
+    """What differs from the expectations, in words (empty when all is well)."""
+    found = []
+    if expect is not None and report["engines"] != expect:
+        found.append(f"{report['engines']} engines registered, {expect} expected")
+    experiment = report.get("experiment")
+    if experiment is not None:
+        if not experiment["complete"] or experiment["results"] != report["points"]:
+            found.append(f"{experiment['results']} of {report['points']} results collected")
+        if not experiment["correct"]:
+            found.append("some results are wrong")
+        missing = sorted(set(hosts) - set(experiment["hosts"]))
+        if missing:
+            found.append("no result from " + ", ".join(missing))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cluster")
+    parser.add_argument("--expect", type=int, help="the engine count there must be")
+    parser.add_argument("--hosts", default="", help="comma-separated hosts that must compute")
+    parser.add_argument("--points", type=int, default=0, help="experiment size (0: none)")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    hosts = [host for host in args.hosts.split(",") if host]
+
+    started = time.monotonic()
+    try:
+        lab = connect(args.profile, args.timeout)
+    except TimeoutError as error:
+        print(json.dumps({"error": str(error)}))
+        return 2
+    report: dict[str, Any] = {
+        "profile": args.profile,
+        "engines": wait_for_engines(lab, args.expect, args.timeout),
+        "points": args.points,
+    }
+    report["engines_seconds"] = round(time.monotonic() - started, 3)
+    if args.points > 0:
+        report["experiment"] = run_experiment(lab, args.points, args.timeout)
+    report["problems"] = problems(report, args.expect, hosts)
+    print(json.dumps(report, sort_keys=True))
+    return 1 if report["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
