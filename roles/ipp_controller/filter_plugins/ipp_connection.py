@@ -1,0 +1,54 @@
+"""Filters about ipyparallel connection files (``ipcontroller-*.json``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+# Keys of a connection file whose values are ports (an int, or a list of ints).
+PORT_KEYS = (
+    "registration",
+    "control",
+    "mux",
+    "task",
+    "iopub",
+    "hb_ping",
+    "hb_pong",
+    "broadcast",
+    "notification",
+)
+
+
+def connection_ports(info: Mapping[str, Any]) -> list[int]:
+    """All ports named in a connection file."""
+
+    def ports(value: object) -> Iterator[int]:
+        if isinstance(value, int):
+            yield value
+        elif isinstance(value, list):
+            for item in value:
+                yield from ports(item)
+
+    return sorted(port for key in PORT_KEYS for port in ports(info.get(key)))
+
+
+def connection_matches(info: Mapping[str, Any], ip: str, location: str, port_min: int, port_max: int) -> bool:
+    """Whether a connection file was written for these controller settings.
+
+    A controller with ``reuse_files`` keeps its files and ignores changed ``ip``,
+    ``location`` or ``ports`` settings, so a file that disagrees must be removed.
+    """
+    if info.get("interface") != f"tcp://{ip}" or info.get("location") != location:
+        return False
+    ports = connection_ports(info)
+    return bool(ports) and all(int(port_min) <= port <= int(port_max) for port in ports)
+
+
+class FilterModule:
+    """ipp_connection_matches, ipp_connection_ports."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "ipp_connection_matches": connection_matches,
+            "ipp_connection_ports": connection_ports,
+        }
