@@ -11,6 +11,7 @@ Exit status: 0 when the cluster matches the expectations given, 1 when it does n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -117,23 +118,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hosts = [host for host in args.hosts.split(",") if host]
 
+    # ipyparallel prints progress on stdout: keep it for the JSON report alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = check(args.profile, args.expect, hosts, args.points, args.timeout)
+    print(json.dumps(report, sort_keys=True))
+    if "error" in report:
+        return 2
+    return 1 if report["problems"] else 0
+
+
+def check(profile: str, expect: int | None, hosts: list[str], points: int, timeout: float) -> dict[str, Any]:
+    """The report of one check: engines, experiment, problems (or an error)."""
     started = time.monotonic()
     try:
-        lab = connect(args.profile, args.timeout)
+        lab = connect(profile, timeout)
     except TimeoutError as error:
-        print(json.dumps({"error": str(error)}))
-        return 2
+        return {"profile": profile, "error": str(error)}
     report: dict[str, Any] = {
-        "profile": args.profile,
-        "engines": wait_for_engines(lab, args.expect, args.timeout),
-        "points": args.points,
+        "profile": profile,
+        "engines": wait_for_engines(lab, expect, timeout),
+        "points": points,
     }
     report["engines_seconds"] = round(time.monotonic() - started, 3)
-    if args.points > 0:
-        report["experiment"] = run_experiment(lab, args.points, args.timeout)
-    report["problems"] = problems(report, args.expect, hosts)
-    print(json.dumps(report, sort_keys=True))
-    return 1 if report["problems"] else 0
+    if points > 0:
+        report["experiment"] = run_experiment(lab, points, timeout)
+    report["problems"] = problems(report, expect, hosts)
+    return report
 
 
 if __name__ == "__main__":

@@ -56,9 +56,7 @@ def build_commands(
 ) -> list[list[str]]:
     """The pip commands that fill ``dest`` for the given target."""
     commands = [
-        [*pip, "wheel", "--no-deps", "--wheel-dir", str(dest), req]
-        for req in requirements
-        if is_source_only(req)
+        [*pip, "wheel", "--no-deps", "--wheel-dir", str(dest), req] for req in requirements if is_source_only(req)
     ]
     abi = "cp" + python.replace(".", "")
     download = [*pip, "download", "--only-binary=:all:", "--dest", str(dest)]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's tests: linters, the Python tests, and every molecule scenario on real
+# systemd hosts (podman containers). Run scripts/setup-dev.sh once before.
+# Usage: scripts/test.sh [lint|unit|molecule [SCENARIO...]]   (default: all of them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH" NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+what="${1:-all}"
+shift || true
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+if [[ $what == all || $what == lint ]]; then
+  step "yamllint"; yamllint --strict .
+  step "ansible-lint (production profile)"; ansible-lint --offline
+  step "ruff"; ruff check . && ruff format --check .
+  step "mypy"; mypy
+fi
+
+if [[ $what == all || $what == unit ]]; then
+  step "pytest"; python -m pytest
+fi
+
+if [[ $what == all || $what == molecule ]]; then
+  scenarios=("$@")
+  if ((${#scenarios[@]} == 0)); then
+    mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
+  fi
+  for scenario in "${scenarios[@]}"; do
+    step "molecule test -s $scenario"
+    start=$SECONDS
+    molecule test -s "$scenario"
+    echo "molecule scenario $scenario passed in $((SECONDS - start)) s"
+  done
+fi

@@ -1,0 +1,94 @@
+"""ipp-check against a real local cluster (ipcluster with two engines), no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROLES
+
+CHECK = ROLES / "ipp_install" / "files" / "ipp_check.py"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Two engines of profile `checktest` in a private IPYTHONDIR."""
+    if not (BIN / "ipcluster").exists():
+        pytest.fail("ipyparallel is not installed in the test environment (requirements-dev.txt)")
+    ipython_dir = tmp_path_factory.mktemp("ipython")
+    env = {**os.environ, "IPYTHONDIR": str(ipython_dir), "PYTHONWARNINGS": "ignore"}
+    subprocess.run(
+        [str(BIN / "ipython"), "profile", "create", "--parallel", "checktest"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    process = subprocess.Popen(
+        [str(BIN / "ipcluster"), "start", "--profile=checktest", "-n", "2", "--daemonize=False"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield env
+    finally:
+        subprocess.run(
+            [str(BIN / "ipcluster"), "stop", "--profile=checktest"], env=env, capture_output=True, check=False
+        )
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(ipython_dir, ignore_errors=True)
+
+
+def check(env: dict[str, str], *args: str) -> tuple[int, dict[str, object]]:
+    result = subprocess.run(
+        [sys.executable, str(CHECK), "--profile", "checktest", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.stdout.strip(), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_engines_register_and_every_point_returns_from_this_host(cluster: dict[str, str]) -> None:
+    host = socket.gethostname()
+    code, report = check(cluster, "--expect", "2", "--hosts", host, "--points", "60", "--timeout", "120")
+    assert report["problems"] == []
+    assert code == 0
+    assert report["engines"] == 2
+    experiment = report["experiment"]
+    assert isinstance(experiment, dict)
+    assert experiment["results"] == 60 and experiment["complete"] and experiment["correct"]
+    assert experiment["hosts"] == {host: 60}
+
+
+def test_a_wrong_engine_count_and_a_silent_host_are_reported(cluster: dict[str, str]) -> None:
+    started = time.monotonic()
+    code, report = check(
+        cluster, "--expect", "3", "--hosts", f"{socket.gethostname()},cl-9", "--points", "4", "--timeout", "3"
+    )
+    assert code == 1
+    assert report["engines"] == 2
+    assert report["problems"] == ["2 engines registered, 3 expected", "no result from cl-9"]
+    assert time.monotonic() - started < 60
+
+
+def test_an_absent_cluster_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    code, report = check(env, "--expect", "1", "--timeout", "2")
+    assert code == 2
+    assert "no cluster on profile 'checktest'" in str(report["error"])

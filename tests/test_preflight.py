@@ -1,0 +1,117 @@
+"""Bad input stops site.yml in its first play, before any host is changed.
+
+Each case runs the real playbook against an inventory of hosts reached with the local
+connection, and asserts the message names the problem and no later play started.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import ROOT
+
+PLAYBOOK = ROOT / "site.yml"
+GOOD_VARS: dict[str, Any] = {"ipp_user": "nobody"}
+
+
+def inventory(controllers: list[str], engines: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    return {
+        "all": {
+            "vars": {**local, **GOOD_VARS, **(extra or {})},
+            "children": {
+                "controller": {"hosts": {name: None for name in controllers}},
+                "engines": {"hosts": {name: {"ipp_engines": n} for name, n in engines.items()}},
+            },
+        }
+    }
+
+
+def run(tmp_path: Path, inv: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inv))
+    playbook = Path(sys.executable).parent / "ansible-playbook"
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
+    return subprocess.run(
+        [str(playbook), "-i", str(path), str(PLAYBOOK)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+
+
+def assert_stopped_before_changes(result: subprocess.CompletedProcess[str]) -> str:
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    plays = re.findall(r"^PLAY \[(.*)\]", result.stdout, flags=re.M)
+    assert plays == ["Check the inventory and the variables on every cluster host"], plays
+    recap = re.findall(r"changed=(\d+)", result.stdout)
+    assert recap and set(recap) == {"0"}, out
+    return " ".join(out.split())
+
+
+CASES = {
+    "two controllers": (
+        inventory(["cl-0", "cl-9"], {"cl-1": 2}),
+        ["exactly one host in group 'controller'", "cl-0, cl-9"],
+    ),
+    "no controller": (
+        inventory([], {"cl-1": 2}),
+        ["exactly one host in group 'controller'"],
+    ),
+    "negative engine count": (
+        inventory(["cl-0"], {"cl-1": 2, "cl-2": -1}),
+        ["ipp_engines for host cl-2", "'-1'"],
+    ),
+    "fractional engine count": (
+        inventory(["cl-0"], {"cl-1": 2.5}),
+        ["ipp_engines", "cl-1"],
+    ),
+    "word for engine count": (
+        inventory(["cl-0"], {"cl-1": "eight"}),
+        ["ipp_engines", "cl-1"],
+    ),
+    "root as cluster account": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_user": "root"}),
+        ["ipp_user must name an ordinary account, not root"],
+    ),
+    "no cluster account set": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_user": ""}),
+        ["ipp_user must name an ordinary account"],
+    ),
+    "missing cluster account": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_user": "no-such-researcher"}),
+        ["ipp_user 'no-such-researcher' does not exist on host", "ipp_user_create"],
+    ),
+    "profile name with a path": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_profile": "../evil"}),
+        ["ipp_profile must be a plain name", "'../evil'"],
+    ),
+    "port range too small": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_controller_port_min": 10101, "ipp_controller_port_max": 10110}),
+        ["at least 18 ports", "10101..10110"],
+    ),
+    "task database off /var/lib": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_task_db_dir": "/home/shared/db"}),
+        ["ipp_task_db_dir must be a directory under /var/lib"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_stops_the_run_before_any_change(tmp_path: Path, case: str) -> None:
+    inv, messages = CASES[case]
+    text = assert_stopped_before_changes(run(tmp_path, inv))
+    for message in messages:
+        assert message in text, text
