@@ -96,7 +96,7 @@ CASES = {
     ),
     "profile name with a path": (
         inventory(["cl-0"], {"cl-1": 2}, {"ipp_profile": "../evil"}),
-        ["ipp_profile must be a plain name", "'../evil'"],
+        ["ipp_profile and ipp_shadow_profile must be plain names", "'../evil'"],
     ),
     "port range too small": (
         inventory(["cl-0"], {"cl-1": 2}, {"ipp_controller_port_min": 10101, "ipp_controller_port_max": 10110}),
