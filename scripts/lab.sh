@@ -12,6 +12,23 @@ inventory=(-i lab/inventory)
 
 say() { printf '\n>>> %s\n' "$*"; }
 
+# What the tutorial runs on its laptop, plus a small experiment.
+laptop_demo='
+import time, epyc
+class Where(epyc.Experiment):
+    def do(self, params):
+        import socket
+        return {"host": socket.gethostname(), "square": params["x"] ** 2}
+lab = epyc.ClusterLab(profile="shadow")
+print("ClusterLab(profile=\"shadow\").numberOfEngines() ->", lab.numberOfEngines())
+lab["x"] = range(64)
+lab.runExperiment(Where())
+while not lab.ready():
+    time.sleep(0.5)
+hosts = sorted({r[epyc.Experiment.RESULTS]["host"] for r in lab.results()})
+print(len(lab.results()), "results of a 64-point epyc experiment, computed on", ", ".join(hosts))
+'
+
 case "${1:-}" in
   up)
     say "Preparing this machine: podman, the Python tools in .venv, the Debian 12 image"
@@ -20,12 +37,16 @@ case "${1:-}" in
     ansible-playbook -i localhost, lab/create.yml -e @lab/platforms.yml
     say "Deploying the cluster: ansible-playbook -i lab/inventory site.yml"
     ansible-playbook "${inventory[@]}" site.yml
-    say "Checking the cluster as an epyc user on cl-0"
+    say "Setting up the laptop: ansible-playbook -i lab/inventory shadow.yml -l laptop"
+    ansible-playbook "${inventory[@]}" lab/prepare.yml
+    ansible-playbook "${inventory[@]}" shadow.yml -l laptop
+    say "Checking the cluster as an epyc user on cl-0 and on the laptop"
     ansible-playbook "${inventory[@]}" playbooks/verify.yml
-    say "The lab is up. On cl-0, as the cluster account:"
-    echo "  podman exec -it cl-0 sudo -iu yourself /opt/ipyparallel/bin/python"
-    echo "  >>> import epyc; lab = epyc.ClusterLab(profile='cluster'); lab.numberOfEngines()"
-    echo "  32"
+    say "From the laptop, as the researcher, with the shadow profile:"
+    podman exec laptop sudo -iu researcher env PYTHONWARNINGS=ignore .venvs/ipyparallel/bin/python -c "$laptop_demo"
+    say "The lab is up. Use it from the laptop:"
+    echo "  podman exec -it laptop sudo -iu researcher .venvs/ipyparallel/bin/python"
+    echo "  >>> import epyc; lab = epyc.ClusterLab(profile='shadow'); lab.numberOfEngines()"
     echo "Tear it down with: scripts/lab.sh down"
     ;;
   down)

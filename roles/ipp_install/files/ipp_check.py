@@ -34,12 +34,17 @@ class WhereAmI(epyc.Experiment):  # type: ignore[misc]
         }
 
 
-def connect(profile: str, timeout: float) -> epyc.ClusterLab:
-    """A ClusterLab on the profile, retried while no engine is registered yet."""
+def connect(profile: str, timeout: float, paramiko: bool = False) -> epyc.ClusterLab:
+    """A ClusterLab on the profile, retried while no engine is registered yet.
+
+    ``paramiko`` makes ipyparallel tunnel through SSH with paramiko (for a profile whose
+    connection file names an SSH server) rather than with the ``ssh`` command.
+    """
     deadline = time.monotonic() + timeout
+    arguments: dict[str, Any] = {"paramiko": True} if paramiko else {}
     while True:
         try:
-            return epyc.ClusterLab(profile=profile)
+            return epyc.ClusterLab(profile=profile, **arguments)
         except Exception as error:  # NoEnginesRegistered, or a controller still starting
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no cluster on profile {profile!r}: {error}") from error
@@ -59,13 +64,14 @@ def wait_for_engines(lab: epyc.ClusterLab, expect: int | None, timeout: float) -
 def wait_for_results(lab: epyc.ClusterLab, timeout: float) -> bool:
     """Collect results until none is pending; False at the timeout.
 
-    ``ClusterLab.wait`` polls every 30 s (``WaitingTime``): far too slow for a check.
+    ``ClusterLab.wait`` polls every 30 s (``WaitingTime``): far too slow for a check. Each
+    poll reconnects (new SSH tunnels in tunnel mode), so not much faster than every second.
     """
     deadline = time.monotonic() + timeout
     while not lab.ready():
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.5)
+        time.sleep(1.0)
     return True
 
 
@@ -115,23 +121,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", default="", help="comma-separated hosts that must compute")
     parser.add_argument("--points", type=int, default=0, help="experiment size (0: none)")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--paramiko", action=argparse.BooleanOptionalAction, default=False, help="tunnel SSH with paramiko"
+    )
     args = parser.parse_args(argv)
     hosts = [host for host in args.hosts.split(",") if host]
 
     # ipyparallel prints progress on stdout: keep it for the JSON report alone.
     with contextlib.redirect_stdout(sys.stderr):
-        report = check(args.profile, args.expect, hosts, args.points, args.timeout)
+        report = check(args.profile, args.expect, hosts, args.points, args.timeout, args.paramiko)
     print(json.dumps(report, sort_keys=True))
     if "error" in report:
         return 2
     return 1 if report["problems"] else 0
 
 
-def check(profile: str, expect: int | None, hosts: list[str], points: int, timeout: float) -> dict[str, Any]:
+def check(
+    profile: str, expect: int | None, hosts: list[str], points: int, timeout: float, paramiko: bool = False
+) -> dict[str, Any]:
     """The report of one check: engines, experiment, problems (or an error)."""
     started = time.monotonic()
     try:
-        lab = connect(profile, timeout)
+        lab = connect(profile, timeout, paramiko)
     except TimeoutError as error:
         return {"profile": profile, "error": str(error)}
     report: dict[str, Any] = {
