@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ROOT / "roles"
@@ -11,3 +17,30 @@ ROLES = ROOT / "roles"
 # The Python files the roles ship are plain scripts and plugins, not a package.
 for folder in (ROLES / "ipp_install" / "files", ROLES / "ipp_controller" / "filter_plugins"):
     sys.path.insert(0, str(folder))
+
+
+def run_playbook(
+    tmp_path: Path, inventory: dict[str, Any], playbook: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run one of the project's playbooks with this inventory, as a user would from the root."""
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(path), *args, playbook],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+
+
+def failed_without_changes(result: subprocess.CompletedProcess[str]) -> str:
+    """Assert the run failed and changed nothing on any host; return its output on one line."""
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, text
+    recap = re.findall(r"changed=(\d+)", result.stdout)
+    assert recap and set(recap) == {"0"}, text
+    return text

@@ -7,15 +7,12 @@ unreachable controller) and real interpreters of this machine for the Python che
 from __future__ import annotations
 
 import glob
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-from conftest import ROOT
+from conftest import failed_without_changes, run_playbook
 
 LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
 MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -46,47 +43,33 @@ def inventory(controller: dict[str, Any], laptop: dict[str, Any] | None = None) 
     }
 
 
-def run(tmp_path: Path, inv: dict[str, Any], limit: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(inv))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(path), "-l", limit, "shadow.yml"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
-    text = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode != 0, text
-    recap = re.findall(r"changed=(\d+)", result.stdout)
-    assert set(recap) <= {"0"}, text
+def run(tmp_path: Path, inv: dict[str, Any], limit: str) -> str:
+    result = run_playbook(tmp_path, inv, "shadow.yml", "-l", limit)
+    text = failed_without_changes(result)
     assert "Install the pinned packages" not in result.stdout, text
-    return result, text
+    return text
 
 
 def test_a_host_outside_workstations_is_refused(tmp_path: Path) -> None:
-    _, text = run(tmp_path, inventory(LOCAL), "cl-1")
+    text = run(tmp_path, inventory(LOCAL), "cl-1")
     assert "shadow.yml sets up hosts of group 'workstations' only" in text
     assert "names cl-1" in text
 
 
 def test_an_unreachable_controller_is_reported_before_any_change(tmp_path: Path) -> None:
     closed_port = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9}
-    _, text = run(tmp_path, inventory(closed_port), "laptop")
+    text = run(tmp_path, inventory(closed_port), "laptop")
     assert "Read the cluster's Python version on the controller host" in text
     assert "[laptop -> cl-0]: UNREACHABLE!" in text
 
 
 def test_a_python_minor_mismatch_is_refused(tmp_path: Path) -> None:
     other = other_minor_python()
-    _, text = run(tmp_path, inventory(LOCAL, {"ipp_workstation_python": other}), "laptop")
+    text = run(tmp_path, inventory(LOCAL, {"ipp_workstation_python": other}), "laptop")
     assert f"The cluster runs Python {MINOR}" in text
     assert "must use the same minor version" in text
 
 
 def test_root_as_the_workstation_user_is_refused(tmp_path: Path) -> None:
-    _, text = run(tmp_path, inventory(LOCAL, {"ipp_workstation_user": "root"}), "laptop")
+    text = run(tmp_path, inventory(LOCAL, {"ipp_workstation_user": "root"}), "laptop")
     assert "ipp_workstation_user 'root' on laptop must be an existing ordinary account" in text
