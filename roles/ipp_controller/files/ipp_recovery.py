@@ -1,0 +1,157 @@
+"""ipcontroller with work-arounds for three ipyparallel 9 defects that break restarts.
+
+Installed by the ipp_controller role into the cluster's virtual environment and run by
+ipp-controller.service as ``python -m ipp_recovery`` with ipcontroller's own arguments.
+Remove it when upstream fixes these defects.
+
+1. Results survive a restart.  ``SQLiteDB._check_table`` compares the column types SQLite
+   reports with its own spelling, case-sensitively.  SQLite 3.40 reports them in another case,
+   so every restarted controller decides its table is foreign, opens ``ipython-tasks_1`` (then
+   ``_2`` ...) and results stored before the restart can no longer be fetched
+   (``KeyError: 'No such message'``).  :class:`SQLiteDB` compares without case.  Upstream
+   also commits only every 2 s, so a crash lost the results of the last seconds (measured: 156
+   of 1500); :class:`SQLiteDB` commits each record, in WAL mode with ``synchronous=NORMAL``
+   (no fsync per commit: safe against a crash of the process, not of the machine).  The
+   profile selects it with ``c.IPController.db_class = "ipp_recovery.SQLiteDB"``.
+
+2. Engines come back after a restart.  A new controller has never heard of the engines of the
+   previous one.  Their hearts still answer its pings, so they never exit, and it ignores them:
+   they stay connected and count zero ("stranded").  ``--restore`` re-adopts them but loses its
+   id counter and the engines' direct queues.  Instead, when the hub sees a heart it does not
+   know (the heart monitor's "new heart" that belongs to no pending registration), it sends
+   that engine a ``signal_request`` on the control channel: SIGTERM, then SIGKILL.  The
+   engine's nanny process handles it even while the engine runs a task (a ``shutdown_request``
+   would wait for the task to end).  The engine exits, systemd starts it again
+   (``Restart=always``) and it registers as a new engine; its task was lost with the old
+   controller anyway.  This needs no state from the previous controller, so it works
+   after a crash, a clean restart or a reboot, and for any number of restarts in a row.
+
+3. Direct views work after a restart.  With ``reuse_files`` the controller takes its public
+   ports from the connection files but still hands out its internal ports (monitor, the
+   schedulers' back ends) from the start of ``IPController.ports``, which the files already
+   use: the MUX and broadcast schedulers fail with "Address already in use", so
+   ``client[:]`` (and epyc's ``ClusterLab.use``) hang while load-balanced tasks work.
+   :func:`load_config_from_json` takes the files' ports out of the pools first.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import zmq
+from ipyparallel import util
+from ipyparallel.controller.app import IPController
+from ipyparallel.controller.app import main as ipcontroller_main
+from ipyparallel.controller.hub import Hub
+from ipyparallel.controller.sqlitedb import SQLiteDB as UpstreamSQLiteDB
+from zmq.eventloop.zmqstream import ZMQStream
+
+#: How often, and how many times, a stranded engine is signalled: the control scheduler
+#: drops messages for an engine that has not reconnected to it yet.  The first attempts
+#: send SIGTERM, the later ones SIGKILL (an engine stuck in C code ignores SIGTERM).
+STOP_INTERVAL = 2.0
+STOP_ATTEMPTS = 15
+STOP_TERM_ATTEMPTS = 2
+
+
+def same_columns(found: list[tuple[str, str]], expected: dict[str, str], keys: list[str]) -> bool:
+    """True when a table's (name, declared type) columns are ipyparallel's, types without case."""
+    if [name for name, _ in found] != keys:
+        return False
+    return all(kind.lower() == expected[name].lower() for name, kind in found)
+
+
+class SQLiteDB(UpstreamSQLiteDB):  # type: ignore[misc]
+    """ipyparallel's SQLite task database that finds its own table again after a restart."""
+
+    def _check_table(self) -> bool:
+        cursor = self._db.execute(f"PRAGMA table_info('{self.table}')")
+        found = [(str(line[1]), str(line[2])) for line in cursor.fetchall()]
+        if not found:
+            return True
+        if same_columns(found, dict(self._types), list(self._keys)):
+            return True
+        self.log.warning("table %s does not have ipyparallel's columns", self.table)
+        return False
+
+    def _init_db(self) -> None:
+        super()._init_db()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def add_record(self, msg_id: str, rec: dict[str, Any]) -> None:
+        super().add_record(msg_id, rec)
+        self._db.commit()
+
+    def update_record(self, msg_id: str, rec: dict[str, Any]) -> None:
+        super().update_record(msg_id, rec)
+        self._db.commit()
+
+
+upstream_handle_new_heart = Hub.handle_new_heart
+
+
+def handle_new_heart(hub: Hub, heart: bytes) -> None:
+    """A heart beats: finish its registration, or stop the engine if it belongs to none."""
+    if heart not in hub.incoming_registrations and heart not in hub.hearts:
+        stop_stranded_engine(hub, heart)
+    upstream_handle_new_heart(hub, heart)
+
+
+def control_stream(hub: Hub) -> ZMQStream:
+    """The hub's own connection to the control scheduler, as a client (made once)."""
+    stream: ZMQStream | None = getattr(hub, "_ipp_recovery_control", None)
+    if stream is None:
+        app = hub.parent
+        socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        socket.linger = 0
+        app.connect(socket, util.disambiguate_url(app.client_url("control")))
+        stream = ZMQStream(socket, hub.loop)
+        hub._ipp_recovery_control = stream
+    return stream
+
+
+def stop_stranded_engine(hub: Hub, heart: bytes, attempt: int = 1) -> None:
+    """Make the engine behind `heart` exit (systemd restarts it and it registers)."""
+    if heart in hub.hearts or heart in hub.incoming_registrations:
+        return  # it registered meanwhile: leave it alone
+    if attempt == 1:
+        hub.log.warning("engine %s belongs to a previous controller: asking it to restart", heart)
+    sig = "SIGTERM" if attempt <= STOP_TERM_ATTEMPTS else "SIGKILL"
+    hub.session.send(control_stream(hub), "signal_request", content={"sig": sig}, ident=[heart])
+    if attempt < STOP_ATTEMPTS:
+        hub.loop.add_timeout(hub.loop.time() + STOP_INTERVAL, lambda: stop_stranded_engine(hub, heart, attempt + 1))
+
+
+def connection_ports(info: dict[str, Any]) -> set[int]:
+    """The ports named in a connection file's contents (numbers and lists of numbers)."""
+    ports: set[int] = set()
+    for value in info.values():
+        values = value if isinstance(value, list) else [value]
+        ports.update(v for v in values if isinstance(v, int) and not isinstance(v, bool))
+    return ports
+
+
+upstream_load_config_from_json = IPController.load_config_from_json
+
+
+def load_config_from_json(app: IPController) -> None:
+    """Load the connection files, then keep their ports out of the pools of free ports."""
+    upstream_load_config_from_json(app)
+    used = connection_ports(app.engine_info) | connection_ports(app.client_info)
+    app.ports = [port for port in app.ports if port not in used]
+    app.engine_ports = [port for port in app.engine_ports if port not in used]
+    app.client_ports = [port for port in app.client_ports if port not in used]
+
+
+def main() -> None:
+    """Run ipcontroller with the work-arounds; arguments as for ipcontroller."""
+    IPController.load_config_from_json = load_config_from_json
+    Hub.handle_new_heart = handle_new_heart
+    sys.argv[0] = "ipcontroller"
+    ipcontroller_main()
+
+
+if __name__ == "__main__":
+    main()
