@@ -76,6 +76,18 @@ def test_engines_register_and_every_point_returns_from_this_host(cluster: dict[s
     assert experiment["hosts"] == {host: 60}
 
 
+def test_engines_are_counted_per_host(cluster: dict[str, str]) -> None:
+    code, report = check(cluster, "--expect", "2", "--by-host", "--timeout", "120")
+    assert code == 0
+    assert report["by_host"] == {socket.gethostname(): 2}
+
+
+def test_engines_are_counted_per_host_when_some_are_missing(cluster: dict[str, str]) -> None:
+    code, report = check(cluster, "--expect", "3", "--by-host", "--timeout", "3")
+    assert code == 1
+    assert report["by_host"] == {socket.gethostname(): 2}
+
+
 def test_a_wrong_engine_count_and_a_silent_host_are_reported(cluster: dict[str, str]) -> None:
     started = time.monotonic()
     code, report = check(

@@ -21,6 +21,7 @@ from collections import Counter
 from typing import Any
 
 import epyc
+import ipyparallel
 
 
 class WhereAmI(epyc.Experiment):  # type: ignore[misc]
@@ -59,6 +60,25 @@ def wait_for_engines(lab: epyc.ClusterLab, expect: int | None, timeout: float) -
         if expect is None or count == expect or time.monotonic() > deadline:
             return count
         time.sleep(1)
+
+
+def engines_by_host(profile: str, timeout: float, paramiko: bool = False) -> dict[str, int]:
+    """How many registered engines each host runs (asks every engine its host name).
+
+    Engines that do not answer within ``timeout`` (one that died but is still listed until the
+    controller misses its heartbeats) are not counted.
+    """
+    client = ipyparallel.Client(profile=profile, timeout=timeout, paramiko=paramiko)
+    try:
+        asked = [client[engine].apply_async(socket.gethostname) for engine in client.ids]
+        deadline = time.monotonic() + timeout
+        names: list[str] = []
+        for answer in asked:
+            with contextlib.suppress(Exception):
+                names.append(str(answer.get(timeout=max(0.1, deadline - time.monotonic()))))
+        return dict(Counter(names))
+    finally:
+        client.close()
 
 
 def wait_for_results(lab: epyc.ClusterLab, timeout: float) -> bool:
@@ -121,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", default="", help="comma-separated hosts that must compute")
     parser.add_argument("--points", type=int, default=0, help="experiment size (0: none)")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--by-host", action="store_true", help="count the engines of each host")
     parser.add_argument(
         "--paramiko", action=argparse.BooleanOptionalAction, default=False, help="tunnel SSH with paramiko"
     )
@@ -129,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ipyparallel prints progress on stdout: keep it for the JSON report alone.
     with contextlib.redirect_stdout(sys.stderr):
-        report = check(args.profile, args.expect, hosts, args.points, args.timeout, args.paramiko)
+        report = check(args.profile, args.expect, hosts, args.points, args.timeout, args.paramiko, args.by_host)
     print(json.dumps(report, sort_keys=True))
     if "error" in report:
         return 2
@@ -137,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check(
-    profile: str, expect: int | None, hosts: list[str], points: int, timeout: float, paramiko: bool = False
+    profile: str,
+    expect: int | None,
+    hosts: list[str],
+    points: int,
+    timeout: float,
+    paramiko: bool = False,
+    by_host: bool = False,
 ) -> dict[str, Any]:
     """The report of one check: engines, experiment, problems (or an error)."""
     started = time.monotonic()
@@ -151,6 +178,8 @@ def check(
         "points": points,
     }
     report["engines_seconds"] = round(time.monotonic() - started, 3)
+    if by_host:
+        report["by_host"] = engines_by_host(profile, timeout, paramiko)
     if points > 0:
         report["experiment"] = run_experiment(lab, points, timeout)
     report["problems"] = problems(report, expect, hosts)
