@@ -94,8 +94,7 @@ upstream_handle_new_heart = Hub.handle_new_heart
 
 def handle_new_heart(hub: Hub, heart: bytes) -> None:
     """A heart beats: finish its registration, or stop the engine if it belongs to none."""
-    if heart not in hub.incoming_registrations and heart not in hub.hearts:
-        stop_stranded_engine(hub, heart)
+    stop_stranded_engine(hub, heart)
     upstream_handle_new_heart(hub, heart)
 
 
@@ -113,9 +112,13 @@ def control_stream(hub: Hub) -> ZMQStream:
 
 
 def stop_stranded_engine(hub: Hub, heart: bytes, attempt: int = 1) -> None:
-    """Make the engine behind `heart` exit (systemd restarts it and it registers)."""
+    """Make the engine behind `heart` exit (systemd restarts it and it registers).
+
+    Does nothing for a heart that is registered or registering (also when it registered
+    between two attempts).
+    """
     if heart in hub.hearts or heart in hub.incoming_registrations:
-        return  # it registered meanwhile: leave it alone
+        return
     if attempt == 1:
         hub.log.warning("engine %s belongs to a previous controller: asking it to restart", heart)
     sig = "SIGTERM" if attempt <= STOP_TERM_ATTEMPTS else "SIGKILL"
