@@ -1,5 +1,5 @@
 # The few verbs people expect; each is one script (see README).
-.PHONY: setup lab lab-down lab-check test lint unit molecule
+.PHONY: setup lab lab-down lab-check test lint unit molecule bench
 
 setup:  ## tools, podman and the test image (Debian/Ubuntu, root or sudo)
 	scripts/setup-dev.sh
@@ -17,3 +17,5 @@ unit:  ## pytest
 	scripts/test.sh unit
 molecule:  ## every molecule scenario
 	scripts/test.sh molecule
+bench:  ## benchmark figures on the lab (see docs/benchmarks.md); the lab must be up
+	.venv/bin/python bench/bench.py --out docs/bench
