@@ -72,6 +72,14 @@ def slowest_tasks(output: str, count: int = 8) -> list[tuple[str, float]]:
     return sorted(timed, key=lambda item: -item[1])[:count]
 
 
+def cpu_busy_seconds(stat: str) -> float:
+    """CPU time spent busy by the whole machine, from the first line of /proc/stat."""
+    fields = [int(value) for value in stat.split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def rotate(items: Sequence[Any], turn: int) -> list[Any]:
     """``items`` starting at position ``turn``: interleaved runs do not always go in one order."""
     if not items:
@@ -118,9 +126,18 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [f"Run of {results['date']} on {results['machine']}, {results['repeats']} repeats (medians).", ""]
     deploy = results.get("deploy", {}).get("median", {})
     if deploy:
-        lines += ["| engine hosts | cold site.yml (s) | warm re-run (s) | warm / cold |", "|---:|---:|---:|---:|"]
+        cpus = os.cpu_count() or 1
+        lines += [
+            "| engine hosts | cold site.yml (s) | its CPU time (s) | CPUs busy | warm re-run (s) | its CPU time (s)"
+            " | warm / cold |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for hosts, row in sorted(deploy.items(), key=lambda item: int(item[0])):
-            lines.append(f"| {hosts} | {row['cold']:.1f} | {row['warm']:.1f} | {row['warm'] / row['cold']:.2f} |")
+            cold_cpu, warm_cpu = row.get("cold_cpu", 0.0), row.get("warm_cpu", 0.0)
+            lines.append(
+                f"| {hosts} | {row['cold']:.1f} | {cold_cpu:.0f} | {cold_cpu / row['cold']:.2f} of {cpus} |"
+                f" {row['warm']:.1f} | {warm_cpu:.0f} | {row['warm'] / row['cold']:.2f} |"
+            )
         lines.append("")
         runs = results["deploy"].get("runs", {})
         largest = max(runs, key=int, default=None)
@@ -192,6 +209,14 @@ def playbook(inventory: str | Path, *args: str) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
+def timed_playbook(inventory: str | Path, *args: str) -> tuple[float, float, str]:
+    """Wall time and the machine's busy CPU time of an ansible-playbook run; its output."""
+    before = cpu_busy_seconds(Path("/proc/stat").read_text().splitlines()[0])
+    seconds, output = playbook(inventory, *args)
+    after = cpu_busy_seconds(Path("/proc/stat").read_text().splitlines()[0])
+    return seconds, after - before, output
+
+
 def on_host(host: str, command: str, user: str | None = None, check: bool = True) -> str:
     """A shell command in a container (as ``user``); its standard output."""
     argv = ["podman", "exec", host, "runuser", "-u", user, "--"] if user else ["podman", "exec", host]
@@ -258,17 +283,23 @@ def deploy_once(engine_hosts: int) -> dict[str, Any]:
         run(["ansible-playbook", *lab, str(ROOT / "lab/destroy.yml")])  # leftovers would not be cold
         run(["ansible-playbook", *lab, str(ROOT / "lab/create.yml")])
         try:
-            cold, cold_output = playbook(inventory, str(ROOT / "site.yml"))
-            warm, warm_output = playbook(inventory, str(ROOT / "site.yml"))
+            cold, cold_cpu, cold_output = timed_playbook(inventory, str(ROOT / "site.yml"))
+            warm, warm_cpu, warm_output = timed_playbook(inventory, str(ROOT / "site.yml"))
             changed = recap_changes(warm_output)
             if any(changed.values()):
                 raise SystemExit(f"the warm re-run changed something: {changed}")
         finally:
             run(["ansible-playbook", *lab, str(ROOT / "lab/destroy.yml")])
-    print(f"    {engine_hosts} engine hosts: cold {cold:.1f} s, warm {warm:.1f} s", flush=True)
+    print(
+        f"    {engine_hosts} engine hosts: cold {cold:.1f} s ({cold_cpu:.0f} CPU-s), warm {warm:.1f} s"
+        f" ({warm_cpu:.0f} CPU-s)",
+        flush=True,
+    )
     return {
         "cold": cold,
         "warm": warm,
+        "cold_cpu": cold_cpu,
+        "warm_cpu": warm_cpu,
         "cold_slowest": slowest_tasks(cold_output),
         "warm_slowest": slowest_tasks(warm_output),
     }
@@ -288,7 +319,7 @@ def bench_deploy(sizes: list[int], repeats: int) -> dict[str, Any]:
     finally:
         playbook(ROOT / "lab/inventory", str(ROOT / "start.yml"))
     medians = {
-        size: {"cold": median(r["cold"] for r in rows), "warm": median(r["warm"] for r in rows)}
+        size: {key: median(r[key] for r in rows) for key in ("cold", "warm", "cold_cpu", "warm_cpu")}
         for size, rows in runs.items()
     }
     return {"runs": runs, "median": medians}

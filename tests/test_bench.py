@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ def test_slowest_tasks_come_from_the_profile_tasks_summary() -> None:
     ]
 
 
+def test_cpu_busy_seconds_leaves_out_idle_and_iowait() -> None:
+    line = "cpu  1000 0 500 9000 300 0 100 0 0 0"
+    assert bench.cpu_busy_seconds(line) == pytest.approx(1600 / os.sysconf("SC_CLK_TCK"))
+
+
 def test_median_of_an_even_count_is_the_middle_mean() -> None:
     assert bench.median([4.0, 1.0, 3.0, 2.0]) == 2.5
 
@@ -90,7 +96,8 @@ def test_markdown_and_plot_from_one_result(tmp_path: Path) -> None:
     data = results()
     data["targets"] = bench.verdicts(bench.ratios(data))
     text = bench.markdown(data)
-    assert "| 4 | 120.0 | 15.0 | 0.12 |" in text
+    assert "| 4 | 120.0 | 0 | 0.00 of" in text
+    assert "| 15.0 | 0 | 0.12 |" in text
     assert "| warm re-run / cold deploy, 4 engine hosts | <= 0.1 | 0.12 | **no** |" in text
     bench.plot(data, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes().startswith(b"\x89PNG")
