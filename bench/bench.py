@@ -471,27 +471,38 @@ def bench_throughput(repeats: int, count: int, points: int) -> dict[str, Any]:
     return {"runs": runs, "median": medians, "tasks": count, "points": points}
 
 
-def rss_mib(host: str, pattern: str) -> list[float]:
-    """RSS (MiB) of the cluster user's processes whose command line matches ``pattern``."""
-    out = on_host(host, f"ps -u {USER} -o rss=,args=")
-    return [int(line.split(None, 1)[0]) / 1024 for line in out.splitlines() if re.search(pattern, line)]
+def memory_mib(host: str, pattern: str) -> list[tuple[float, float]]:
+    """(RSS, PSS) in MiB of each of the cluster user's processes whose command line matches.
+
+    Read from this machine's /proc (root in a container may not read smaps). PSS shares each
+    shared page among the processes using it: the controller's forked schedulers share much
+    of their memory, so their RSS added up would overstate.
+    """
+    found = []
+    for line in run(["podman", "top", host, "hpid", "user", "args"]).stdout.splitlines()[1:]:
+        pid, user, args = line.split(None, 2)
+        if user == USER and re.search(pattern, args):
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            kib = {key: int(value.split()[0]) for key, value in re.findall(r"^(Rss|Pss):\s+(.*)$", rollup, re.M)}
+            found.append((kib["Rss"] / 1024, kib["Pss"] / 1024))
+    return found
 
 
 def bench_memory() -> dict[str, float]:
-    """RSS of the deployed cluster's processes: the controller's, and per engine (plus its nanny)."""
-    controller = rss_mib(LAB_CONTROLLER, r"ipp_recovery|ipyparallel")
-    engines = rss_mib(LAB_ENGINE_HOSTS[0], r"bin/ipengine")
-    nannies = rss_mib(LAB_ENGINE_HOSTS[0], r"ipyparallel\.engine\.nanny")
-    if not (controller and engines):
-        raise SystemExit(f"no cluster processes found: controller {controller}, engines {engines}")
-    figures = {
-        f"controller ({len(controller)} processes together)": sum(controller),
-        f"one engine (median of {len(engines)} on {LAB_ENGINE_HOSTS[0]})": median(engines),
+    """Memory of the deployed cluster's processes: the controller's, and per engine and its nanny."""
+    controller = memory_mib(LAB_CONTROLLER, "ipp_recovery")
+    engines = memory_mib(LAB_ENGINE_HOSTS[0], "bin/ipengine")
+    nannies = memory_mib(LAB_ENGINE_HOSTS[0], "ipyparallel.engine.nanny")
+    if not (controller and engines and nannies):
+        raise SystemExit(f"cluster processes not found: {controller}, {engines}, {nannies}")
+    return {
+        f"controller, its {len(controller)} processes, RSS added up": sum(rss for rss, _ in controller),
+        f"controller, its {len(controller)} processes, PSS added up": sum(pss for _, pss in controller),
+        f"one engine, RSS (median of {len(engines)})": median(rss for rss, _ in engines),
+        f"one engine, PSS (median of {len(engines)})": median(pss for _, pss in engines),
+        f"one engine's nanny, PSS (median of {len(nannies)})": median(pss for _, pss in nannies),
+        "one engine with its nanny, PSS": median(pss for _, pss in engines) + median(pss for _, pss in nannies),
     }
-    if nannies:
-        figures[f"one engine's nanny (median of {len(nannies)})"] = median(nannies)
-        figures["one engine with its nanny"] = median(engines) + median(nannies)
-    return figures
 
 
 # ----- output -----

@@ -43,7 +43,8 @@ case "${1:-}" in
     say "Checking the cluster as an epyc user on cl-0 and on the laptop"
     ansible-playbook "${inventory[@]}" playbooks/verify.yml
     say "From the laptop, as the researcher, with the shadow profile:"
-    podman exec laptop sudo -iu researcher env PYTHONWARNINGS=ignore .venvs/ipyparallel/bin/python -c "$laptop_demo"
+    # The script goes in on stdin: `sudo -i` would join the lines of a `-c` argument.
+    podman exec -i laptop sudo -iu researcher env PYTHONWARNINGS=ignore .venvs/ipyparallel/bin/python - <<<"$laptop_demo"
     say "The lab is up. Use it from the laptop:"
     echo "  podman exec -it laptop sudo -iu researcher .venvs/ipyparallel/bin/python"
     echo "  >>> import epyc; lab = epyc.ClusterLab(profile='shadow'); lab.numberOfEngines()"
