@@ -557,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="*", default=[2, 4, 8], help="engine host counts for deploy")
     parser.add_argument("--tasks", type=int, default=1000, help="tiny tasks per throughput run")
     parser.add_argument("--points", type=int, default=200, help="epyc experiment points per throughput run")
+    parser.add_argument("--merge", action="store_true", help="keep the other sections of an earlier results.json")
     args = parser.parse_args(argv)
     os.environ["PATH"] = f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"
     os.environ["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
@@ -567,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{os.cpu_count()} CPUs, {os.uname().release}"
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine, "repeats": args.repeats}
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.merge and (args.out / "results.json").exists():
+        earlier = json.loads((args.out / "results.json").read_text())
+        results = {**earlier, **results, "date": f"{earlier['date']} and {results['date']}"}
     sections: dict[str, tuple[str, Callable[[], Any]]] = {
         "startup": ("start-up: 32 engines, three ways, interleaved", lambda: bench_startup(args.repeats)),
         "throughput": (
