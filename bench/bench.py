@@ -172,7 +172,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
     memory = results.get("memory", {})
     if memory:
-        lines += ["| process | RSS (MiB) |", "|---|---:|"]
+        lines += ["| process | MiB |", "|---|---:|"]
         lines += [f"| {name} | {mib:.0f} |" for name, mib in memory.items()]
         lines.append("")
     lines += ["| target | limit | measured | met |", "|---|---:|---:|---|"]
@@ -535,7 +535,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axes[2].bar([p + 0.2 for p in positions], [tasks[n]["epyc"] for n in names], 0.4, label="epyc experiments/s")
         axes[2].set_xticks(list(positions), names)
         axes[2].set(ylabel="per second", title=f"Throughput, {LAB_ENGINES} engines (median)")
-        axes[2].legend()
+        axes[2].set_ylim(0, 1.3 * max(tasks[n]["tasks"] for n in names))  # room for the legend
+        axes[2].legend(loc="upper right")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
 
