@@ -305,12 +305,13 @@ def deploy_once(engine_hosts: int) -> dict[str, Any]:
     }
 
 
-def bench_deploy(sizes: list[int], repeats: int) -> dict[str, Any]:
+def bench_deploy(sizes: list[int], repeats: int, warm_up: bool = True) -> dict[str, Any]:
     say("deploy: stopping the lab's services (they would compete for the CPUs)")
     playbook(ROOT / "lab/inventory", str(ROOT / "stop.yml"))
     try:
-        say("deploy: one untimed run first (fills the wheelhouse and the page cache)")
-        deploy_once(min(sizes))
+        if warm_up:
+            say("deploy: one untimed run first (fills the wheelhouse and the page cache)")
+            deploy_once(min(sizes))
         runs: dict[str, list[dict[str, Any]]] = {str(size): [] for size in sizes}
         for turn in range(repeats):
             for size in rotate(sizes, turn):
@@ -559,6 +560,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=1000, help="tiny tasks per throughput run")
     parser.add_argument("--points", type=int, default=200, help="epyc experiment points per throughput run")
     parser.add_argument("--merge", action="store_true", help="keep the other sections of an earlier results.json")
+    parser.add_argument(
+        "--no-warm-up", action="store_true", help="no untimed deploy first (the wheelhouse is built already)"
+    )
     args = parser.parse_args(argv)
     os.environ["PATH"] = f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"
     os.environ["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
@@ -579,7 +583,10 @@ def main(argv: list[str] | None = None) -> int:
             lambda: bench_throughput(args.repeats, args.tasks, args.points),
         ),
         "memory": ("memory: RSS of the controller and the engines", bench_memory),
-        "deploy": ("deploy: cold and warm site.yml", lambda: bench_deploy(args.sizes, args.repeats)),
+        "deploy": (
+            "deploy: cold and warm site.yml",
+            lambda: bench_deploy(args.sizes, args.repeats, not args.no_warm_up),
+        ),
     }
     for name, (title, measure) in sections.items():
         if name in args.only:
