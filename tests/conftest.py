@@ -15,7 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 ROLES = ROOT / "roles"
 
 # The Python files the roles ship are plain scripts and plugins, not a package.
-for folder in (ROLES / "ipp_install" / "files", ROLES / "ipp_controller" / "filter_plugins", ROOT / "bench"):
+for folder in (
+    ROLES / "ipp_install" / "files",
+    ROLES / "ipp_controller" / "filter_plugins",
+    ROLES / "ipp" / "filter_plugins",
+    ROOT / "bench",
+):
     sys.path.insert(0, str(folder))
 
 

@@ -65,6 +65,19 @@ def test_a_file_for_other_settings_does_not_match(ip: str, location: str, low: i
     assert not connection_matches(ENGINE_FILE, ip, location, low, high)
 
 
+def test_curve_must_agree_with_the_file() -> None:
+    with_curve = {**ENGINE_FILE, "key": "", "curve_serverkey": "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"}
+    assert connection_matches(with_curve, "0.0.0.0", "cl-0", 10101, 10120, True)
+    # Turned on or off: the files must be written again.
+    assert not connection_matches(ENGINE_FILE, "0.0.0.0", "cl-0", 10101, 10120, True)
+    assert not connection_matches(with_curve, "0.0.0.0", "cl-0", 10101, 10120, False)
+    # Strings as an INI inventory or -e gives them are read as Ansible reads booleans.
+    assert not connection_matches(with_curve, "0.0.0.0", "cl-0", 10101, 10120, "false")
+    assert connection_matches(with_curve, "0.0.0.0", "cl-0", 10101, 10120, "yes")
+    # A file without the key at all: no curve.
+    assert connection_matches(CLIENT_FILE, "0.0.0.0", "cl-0", 10101, 10120, False)
+
+
 def test_a_file_without_ports_does_not_match() -> None:
     info = copy.deepcopy(ENGINE_FILE)
     for key in ("registration", "control", "mux", "task", "iopub", "hb_ping", "hb_pong", "broadcast"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -15,8 +16,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import zmq
 from conftest import ROLES
 
 MODULE_DIR = ROLES / "ipp_controller" / "files"
@@ -42,6 +46,17 @@ def test_connection_ports_reads_numbers_and_lists() -> None:
     assert ipp_recovery.connection_ports({"flag": True}) == set()
 
 
+def test_a_curve_pair_fits_only_files_that_name_its_public_key() -> None:
+    pair = {"public": "P" * 40, "secret": "S" * 40}
+    named = {"curve_serverkey": "P" * 40}
+    assert ipp_recovery.curve_pair_fits(pair, [named, named])
+    assert not ipp_recovery.curve_pair_fits(pair, [named, None])  # a file is missing
+    assert not ipp_recovery.curve_pair_fits(pair, [named, {"curve_serverkey": "Q" * 40}])
+    assert not ipp_recovery.curve_pair_fits(pair, [named, {"curve_serverkey": None}])
+    assert not ipp_recovery.curve_pair_fits({"public": "P" * 40}, [named, named])
+    assert not ipp_recovery.curve_pair_fits(None, [named, named])
+
+
 def free_port_range(size: int) -> tuple[int, int]:
     """A run of `size` ports nothing listens on, for the controller's port pool."""
     for start in range(21101, 30000, size):
@@ -57,7 +72,8 @@ def free_port_range(size: int) -> tuple[int, int]:
 class Cluster:
     """A controller run like ipp-controller.service and engines restarted like ipp-engine@."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, curve: bool = False) -> None:
+        self.curve = curve
         self.profile = root / "profile"
         self.profile.mkdir()
         self.log = root / "controller.log"
@@ -71,6 +87,7 @@ class Cluster:
             f"c.IPController.ports = list(range({low}, {high + 1}))\n"
             "c.IPController.db_class = 'ipp_recovery.SQLiteDB'\n"
             f"c.SQLiteDB.location = {str(root)!r}\n"
+            f"c.IPController.enable_curve = {curve}\n"
         )
         self.env = {**os.environ, "PYTHONPATH": str(MODULE_DIR), "PYTHONWARNINGS": "ignore"}
         self.controller: subprocess.Popen[bytes] | None = None
@@ -172,9 +189,9 @@ print(json.dumps({"registered_s": registered, "results": results, "direct": dire
 """
 
 
-@pytest.fixture()
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path)
+@pytest.fixture(params=[False, True], ids=["hmac", "curve"])
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path, curve=request.param)
     cluster.start_controller()
     try:
         yield cluster
@@ -184,6 +201,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def test_controller_killed_twice_loses_no_result_and_gets_its_engines_back(cluster: Cluster) -> None:
     submitted = client_script(cluster, SUBMIT)
+    files = [cluster.profile / "security" / f"ipcontroller-{kind}.json" for kind in ("client", "engine")]
+    written = [path.read_text() for path in files]
     msg_ids = submitted["msg_ids"]
     assert isinstance(msg_ids, list) and len(msg_ids) == TASKS
     for restart in (1, 2):
@@ -197,6 +216,91 @@ def test_controller_killed_twice_loses_no_result_and_gets_its_engines_back(clust
         assert checked["results"] == [x * x for x in range(TASKS)]
         direct = checked["direct"]
         assert isinstance(direct, list) and len(set(direct)) == ENGINES
+        # The same files (and so the same keys) serve every controller.
+        assert [path.read_text() for path in files] == written
     log = cluster.log.read_text()
     assert "belongs to a previous controller" in log
     assert "ipython-tasks_1" not in log
+
+
+CLIENT_FROM_FILE = """
+info = json.load(open(os.path.join(PROFILE, "security", "ipcontroller-client.json")))
+if PLAIN:
+    info["curve_serverkey"] = None  # a client that does not speak CurveZMQ
+try:
+    client = ipp.Client(info, timeout=5)
+    client[:].apply_async(os.getpid).get(timeout=5)
+    print(json.dumps({"refused": False}))
+except Exception as error:
+    print(json.dumps({"refused": True, "error": type(error).__name__}))
+"""
+
+
+def test_with_curve_the_files_name_a_kept_key_and_plain_clients_get_nothing(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, curve=True)
+    cluster.start_controller()
+    try:
+        client_script(cluster, "client = connect()\nprint(json.dumps({}))")
+        security = cluster.profile / "security"
+        info = json.loads((security / "ipcontroller-client.json").read_text())
+        kept = security / ipp_recovery.CURVE_FILE
+        assert info["curve_serverkey"] == json.loads(kept.read_text())["public"]
+        assert kept.stat().st_mode & 0o777 == 0o600
+        # The same client with the file as it is gets through; without CurveZMQ it gets nothing.
+        assert client_script(cluster, "PLAIN = False\n" + CLIENT_FROM_FILE)["refused"] is False
+        assert client_script(cluster, "PLAIN = True\n" + CLIENT_FROM_FILE)["refused"] is True
+    finally:
+        cluster.stop()
+
+
+def fake_controller(security: Path, curve: bool) -> SimpleNamespace:
+    """What keep_curve_keys reads of an IPController (its keys are made as upstream does)."""
+    public, secret = zmq.curve_keypair()
+    return SimpleNamespace(
+        profile_dir=SimpleNamespace(security_dir=str(security)),
+        engine_json_file="ipcontroller-engine.json",
+        client_json_file="ipcontroller-client.json",
+        enable_curve=curve,
+        curve_publickey=public,
+        curve_secretkey=secret,
+        _ensure_curve_keypair=lambda: None,
+        log=logging.getLogger("test"),
+    )
+
+
+def write_files(security: Path, info: dict[str, Any]) -> list[Path]:
+    files = [security / "ipcontroller-engine.json", security / "ipcontroller-client.json"]
+    for path in files:
+        path.write_text(json.dumps(info))
+    return files
+
+
+def test_curve_keys_are_kept_for_files_that_name_them_and_made_anew_otherwise(tmp_path: Path) -> None:
+    first = fake_controller(tmp_path, curve=True)
+    ipp_recovery.keep_curve_keys(first)  # no files yet: the pair made at start is kept
+    kept = json.loads((tmp_path / ipp_recovery.CURVE_FILE).read_text())
+    assert kept["public"] == first.curve_publickey.decode()
+    files = write_files(tmp_path, {"key": "", "curve_serverkey": kept["public"]})
+    second = fake_controller(tmp_path, curve=True)
+    ipp_recovery.keep_curve_keys(second)  # a restart: the kept pair is used again
+    assert (second.curve_publickey, second.curve_secretkey) == (first.curve_publickey, first.curve_secretkey)
+    assert all(path.exists() for path in files)
+    write_files(tmp_path, {"key": "", "curve_serverkey": "another"})
+    third = fake_controller(tmp_path, curve=True)
+    ipp_recovery.keep_curve_keys(third)  # files for another key: removed, a new pair kept
+    assert not any(path.exists() for path in files)
+    assert json.loads((tmp_path / ipp_recovery.CURVE_FILE).read_text())["public"] == third.curve_publickey.decode()
+
+
+@pytest.mark.parametrize("info", [{"key": "", "curve_serverkey": "P" * 40}, {"key": "", "curve_serverkey": None}])
+def test_without_curve_files_written_for_it_are_removed_with_the_pair(tmp_path: Path, info: dict[str, Any]) -> None:
+    files = write_files(tmp_path, info)
+    (tmp_path / ipp_recovery.CURVE_FILE).write_text("{}")
+    ipp_recovery.keep_curve_keys(fake_controller(tmp_path, curve=False))
+    assert not any(path.exists() for path in [*files, tmp_path / ipp_recovery.CURVE_FILE])
+
+
+def test_without_curve_signed_files_are_kept(tmp_path: Path) -> None:
+    files = write_files(tmp_path, {"key": "s3cret", "curve_serverkey": None})
+    ipp_recovery.keep_curve_keys(fake_controller(tmp_path, curve=False))
+    assert all(path.exists() for path in files)

@@ -83,6 +83,14 @@ CASES = {
         inventory(["cl-0"], {"cl-1": 2}, {"ipp_task_db_dir": "/home/shared/db"}),
         ["ipp_task_db_dir must be a directory under /var/lib"],
     ),
+    "firewall source that is no address": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_firewall": True, "ipp_firewall_allow": ["10.0.0.0/24", "lab.example"]}),
+        ["ipp_firewall_allow must list IPv4 or IPv6 addresses or networks", "are not: lab.example."],
+    ),
+    "firewall and an engine host the controller cannot resolve": (
+        inventory(["cl-0"], {"nowhere.invalid": 2}, {"ipp_firewall": True}),
+        ["must resolve every engine host's name", "cannot resolve: nowhere.invalid."],
+    ),
 }
 
 

@@ -32,11 +32,22 @@ Remove it when upstream fixes these defects.
    use: the MUX and broadcast schedulers fail with "Address already in use", so
    ``client[:]`` (and epyc's ``ClusterLab.use``) hang while load-balanced tasks work.
    :func:`load_config_from_json` takes the files' ports out of the pools first.
+
+4. CurveZMQ survives a restart.  With ``enable_curve`` the controller makes a new key pair at
+   every start, but with ``reuse_files`` it keeps the connection files, which name the old
+   public key: engines and clients holding them can no longer connect.  :func:`keep_curve_keys`
+   keeps the pair in ``security/ipcontroller-curve.json`` (0600) beside the files and uses it
+   again; when the files are missing or name another key, it removes them so that the
+   controller writes new ones with the pair it has just made.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -136,11 +147,84 @@ def connection_ports(info: dict[str, Any]) -> set[int]:
     return ports
 
 
+#: Where the controller's CurveZMQ key pair is kept, in the profile's security directory.
+CURVE_FILE = "ipcontroller-curve.json"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file's object, or None when it is missing or not a JSON object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def curve_pair_fits(pair: dict[str, Any] | None, infos: list[dict[str, Any] | None]) -> bool:
+    """Whether every connection file exists and names the public key of the kept pair."""
+    if not pair or not isinstance(pair.get("public"), str) or not isinstance(pair.get("secret"), str):
+        return False
+    return all(info is not None and info.get("curve_serverkey") == pair["public"] for info in infos)
+
+
+def remove_files(paths: list[Path]) -> None:
+    """Delete the files that exist of `paths`."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON readable by the owner only, atomically (a crash leaves the old file or the new)."""
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        os.fchmod(stream.fileno(), 0o600)
+        json.dump(data, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def keep_curve_keys(app: IPController) -> None:
+    """With CurveZMQ, use the key pair the connection files were written for, or start afresh.
+
+    Without it, connection files written for CurveZMQ (no HMAC key: reused, they would leave
+    the controller with neither signing nor encryption) are removed with the kept pair.
+    """
+    security = Path(app.profile_dir.security_dir)
+    files = [security / app.engine_json_file, security / app.client_json_file]
+    kept = security / CURVE_FILE
+    infos = [read_json(path) for path in files]
+    if not app.enable_curve:
+        if any(info is not None and (info.get("curve_serverkey") or not info.get("key")) for info in infos):
+            app.log.warning("connection files written for CurveZMQ: writing new ones")
+            remove_files(files)
+        remove_files([kept])
+        return
+    pair = read_json(kept)
+    if pair is not None and curve_pair_fits(pair, infos):
+        app.curve_publickey = pair["public"].encode("ascii")
+        app.curve_secretkey = pair["secret"].encode("ascii")
+        return
+    app.log.warning("no CurveZMQ key pair for the connection files: writing new files and keys")
+    remove_files(files)
+    app._ensure_curve_keypair()
+    fresh = {"public": app.curve_publickey.decode("ascii"), "secret": app.curve_secretkey.decode("ascii")}
+    try:
+        write_private(kept, fresh)
+    except OSError as error:
+        # Upstream swallows an OSError here ("could not load config from JSON"): the
+        # controller would make new keys at every start. Stop instead; systemd says why.
+        raise RuntimeError(f"cannot keep the CurveZMQ key pair in {kept}: {error}") from error
+
+
 upstream_load_config_from_json = IPController.load_config_from_json
 
 
 def load_config_from_json(app: IPController) -> None:
     """Load the connection files, then keep their ports out of the pools of free ports."""
+    keep_curve_keys(app)
     upstream_load_config_from_json(app)
     used = connection_ports(app.engine_info) | connection_ports(app.client_info)
     app.ports = [port for port in app.ports if port not in used]
