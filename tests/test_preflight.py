@@ -45,7 +45,7 @@ CASES = {
     ),
     "no controller": (
         inventory([], {"cl-1": 2}),
-        ["exactly one host in group 'controller'"],
+        ["exactly one host in group 'controller'", "it has 0 (none)", "Put the host that runs ipcontroller in it"],
     ),
     "negative engine count": (
         inventory(["cl-0"], {"cl-1": 2, "cl-2": -1}),

@@ -73,3 +73,11 @@ def test_a_python_minor_mismatch_is_refused(tmp_path: Path) -> None:
 def test_root_as_the_workstation_user_is_refused(tmp_path: Path) -> None:
     text = run(tmp_path, inventory(LOCAL, {"ipp_workstation_user": "root"}), "laptop")
     assert "ipp_workstation_user 'root' on laptop must be an existing ordinary account" in text
+
+
+def test_an_inventory_without_a_controller_is_refused(tmp_path: Path) -> None:
+    inv = inventory(LOCAL)
+    del inv["all"]["children"]["controller"]
+    text = run(tmp_path, inv, "laptop")
+    assert "The inventory must put exactly one host in group 'controller'; it has 0 (none)" in text
+    assert "Put the host that runs ipcontroller in it" in text
