@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipp_address import FilterModule, not_networks
+from ipp_address import FilterModule, networks, not_networks
 
 
 def test_addresses_and_networks_of_both_families_pass() -> None:
@@ -14,5 +14,12 @@ def test_names_and_impossible_addresses_are_reported() -> None:
     assert not_networks(values) == ["lab.example", "999.1.1.1", "10.0.0.0/99", ":", ""]
 
 
-def test_the_filter_is_registered_under_its_name() -> None:
-    assert FilterModule().filters()["ipp_not_networks"] is not_networks
+def test_networks_take_the_prefix_form_nft_accepts() -> None:
+    values = ["192.0.2.7", "10.0.0.0/255.0.0.0", "10.1.2.3/16", "2001:db8::1/32", "::1"]
+    assert networks(values) == ["192.0.2.7/32", "10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32", "::1/128"]
+
+
+def test_the_filters_are_registered_under_their_names() -> None:
+    filters = FilterModule().filters()
+    assert filters["ipp_not_networks"] is not_networks
+    assert filters["ipp_networks"] is networks
