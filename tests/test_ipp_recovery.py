@@ -47,14 +47,23 @@ def test_connection_ports_reads_numbers_and_lists() -> None:
 
 
 def test_a_curve_pair_fits_only_files_that_name_its_public_key() -> None:
-    pair = {"public": "P" * 40, "secret": "S" * 40}
-    named = {"curve_serverkey": "P" * 40}
+    public, secret = (key.decode("ascii") for key in zmq.curve_keypair())
+    pair = {"public": public, "secret": secret}
+    named = {"curve_serverkey": public}
     assert ipp_recovery.curve_pair_fits(pair, [named, named])
     assert not ipp_recovery.curve_pair_fits(pair, [named, None])  # a file is missing
     assert not ipp_recovery.curve_pair_fits(pair, [named, {"curve_serverkey": "Q" * 40}])
     assert not ipp_recovery.curve_pair_fits(pair, [named, {"curve_serverkey": None}])
-    assert not ipp_recovery.curve_pair_fits({"public": "P" * 40}, [named, named])
+    assert not ipp_recovery.curve_pair_fits({"public": public}, [named, named])
     assert not ipp_recovery.curve_pair_fits(None, [named, named])
+
+
+def test_a_damaged_curve_pair_does_not_fit() -> None:
+    public, secret = (key.decode("ascii") for key in zmq.curve_keypair())
+    other_secret = zmq.curve_keypair()[1].decode("ascii")
+    named: list[dict[str, Any] | None] = [{"curve_serverkey": public}] * 2
+    for damaged in ("", "S" * 40, secret[:39], "é" * 40, other_secret):
+        assert not ipp_recovery.curve_pair_fits({"public": public, "secret": damaged}, named), damaged
 
 
 def free_port_range(size: int) -> tuple[int, int]:

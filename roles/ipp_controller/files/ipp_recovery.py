@@ -1,4 +1,4 @@
-"""ipcontroller with work-arounds for three ipyparallel 9 defects that break restarts.
+"""ipcontroller with work-arounds for four ipyparallel 9 defects that break restarts.
 
 Installed by the ipp_controller role into the cluster's virtual environment and run by
 ipp-controller.service as ``python -m ipp_recovery`` with ipcontroller's own arguments.
@@ -161,8 +161,19 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def curve_pair_fits(pair: dict[str, Any] | None, infos: list[dict[str, Any] | None]) -> bool:
-    """Whether every connection file exists and names the public key of the kept pair."""
+    """Whether the kept pair is a key pair (its public key derives from its secret one) and
+    every connection file exists and names that public key.
+
+    A damaged pair would give a controller nobody can connect to, or one that fails at every
+    start: it does not fit, so the controller starts afresh.
+    """
     if not pair or not isinstance(pair.get("public"), str) or not isinstance(pair.get("secret"), str):
+        return False
+    try:
+        public = zmq.curve_public(pair["secret"].encode("ascii")).decode("ascii")
+    except (ValueError, zmq.ZMQError):  # UnicodeEncodeError is a ValueError
+        return False
+    if public != pair["public"]:
         return False
     return all(info is not None and info.get("curve_serverkey") == pair["public"] for info in infos)
 
