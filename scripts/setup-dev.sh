@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prepare this machine (Debian/Ubuntu, as root) to run the tests and the lab:
+# Prepare this machine (Debian 12 or 13, as root) to run the tests and the lab:
 # podman + runc + debootstrap, a virtual environment .venv with the pinned tools
-# (requirements-dev.txt), and the cached Debian 12 systemd image for the test hosts.
+# (requirements-dev.txt) on a Python >= 3.12 (ansible-core 2.20+ needs it on the control
+# node), and the cached Debian 12 and 13 systemd images for the test hosts.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,19 +16,41 @@ need=()
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
-python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
   echo "setup-dev: installing ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-if [[ ! -x .venv/bin/ansible-playbook ]] || ! cmp -s requirements-dev.txt .venv/.requirements-dev.txt; then
-  echo "setup-dev: installing the Python tools into .venv (about a minute)"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
-  cp requirements-dev.txt .venv/.requirements-dev.txt
+# The control node's Python: ansible-core 2.20 and newer need 3.12 or newer.
+python=$(bash scripts/find-python.sh) || exit 1
+if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "setup-dev: installing python3-venv for $python"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
 
-bash scripts/build-test-image.sh
+stamp="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])') $(sha256sum requirements-dev.txt | cut -c1-16)"
+if [[ ! -x .venv/bin/ansible-playbook ]] || [[ "$(cat .venv/.ipp-stamp 2>/dev/null)" != "$stamp" ]]; then
+  echo "setup-dev: installing the Python tools into .venv with $python (about a minute)"
+  rm -rf .venv
+  "$python" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  echo "$stamp" >.venv/.ipp-stamp
+fi
+
+# Podman's settings for the test hosts (FACTS: runc, and ulimits under the sandbox's caps).
+if ! grep -qs 'ipp-cluster' /etc/containers/containers.conf; then
+  mkdir -p /etc/containers
+  cat >>/etc/containers/containers.conf <<'CONF'
+# ipp-cluster test hosts: runc (crun fails on this machine's cgroups), ulimits it allows.
+[containers]
+default_ulimits = ["nofile=10000:10000", "nproc=30000:30000"]
+[engine]
+runtime = "runc"
+CONF
+fi
+
+IPP_TEST_SUITE=bookworm IPP_TEST_IMAGE=localhost/ipp-debian12:latest bash scripts/build-test-image.sh
+IPP_TEST_SUITE=trixie IPP_TEST_IMAGE=localhost/ipp-debian13:latest bash scripts/build-test-image.sh
 echo "setup-dev: ready. Tests: sudo scripts/test.sh   Lab: sudo scripts/lab.sh up"
