@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,35 @@ def test_an_absent_cluster_is_an_error_not_a_hang(tmp_path: Path) -> None:
     code, report = check(env, "--expect", "1", "--timeout", "2")
     assert code == 2
     assert "no cluster on profile 'checktest'" in str(report["error"])
+
+
+def test_points_submitted_by_a_client_that_went_away_are_collected_by_another(
+    cluster: dict[str, str], tmp_path: Path
+) -> None:
+    notebook = str(tmp_path / "notebook.json")
+    code, report = check(cluster, "--submit", "6", "--seconds", "0.2", "--notebook", notebook, "--timeout", "60")
+    assert (code, report) == (0, {"submitted": 6})
+    code, report = check(cluster, "--collect", "--notebook", notebook, "--timeout", "60")
+    assert code == 0
+    assert report["results"] == 6 and report["correct"] and report["pending"] == 0
+    assert report["failed"] == {} and report["wait_returned"] is True
+    assert report["hosts"] == {socket.gethostname(): 6}
+
+
+def test_the_task_database_is_counted_without_the_controller(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    import ipp_check
+    from ipyparallel.controller.sqlitedb import SQLiteDB
+
+    db = SQLiteDB(location=str(tmp_path), filename="tasks.db", session="s")
+    now = datetime.now(UTC)
+    db.add_record("running", {"engine_uuid": "e1", "submitted": now})
+    db.add_record("queued", {"submitted": now})
+    db.add_record("done", {"completed": now, "result_content": {"status": "ok"}})
+    db.add_record("lost", {"completed": now, "result_content": {"status": "error"}})
+    db.add_record("moved", {"submitted": now, "resubmitted": "new-id"})  # runs under its new id
+    db._db.commit()
+    counts = ipp_check.task_counts(str(tmp_path / "tasks.db"))
+    assert counts == {"exists": True, "running": 1, "queued": 1, "completed": 2, "failed": 1}
+    assert ipp_check.task_counts(str(tmp_path / "none.db"))["exists"] is False

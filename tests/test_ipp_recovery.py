@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -121,6 +122,19 @@ class Cluster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        # Its process group, for a task that kills its controller (the poison test).
+        (self.profile / "controller.pgid").write_text(str(self.controller.pid))
+
+    def controller_died(self, within: float) -> bool:
+        """Whether the controller exits within `within` seconds (it is reaped then)."""
+        assert self.controller is not None
+        try:
+            self.controller.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.controller.pid, signal.SIGKILL)  # its schedulers
+        return True
 
     def kill_controller(self) -> None:
         """SIGKILL the controller and its schedulers, as systemd's control-group kill does."""
@@ -146,6 +160,7 @@ def client_script(cluster: Cluster, code: str, timeout: float = 240) -> dict[str
     prelude = (
         "import json, os, sys, time\nimport ipyparallel as ipp\n"
         f"PROFILE = {str(cluster.profile)!r}\nENGINES = {ENGINES}\nTASKS = {TASKS}\n"
+        f"NOTEBOOK = {str(cluster.profile.parent / 'notebook.json')!r}\n"
         "def connect():\n"
         "    deadline = time.monotonic() + 120\n"
         "    while True:\n"
@@ -313,3 +328,114 @@ def test_without_curve_signed_files_are_kept(tmp_path: Path) -> None:
     files = write_files(tmp_path, {"key": "s3cret", "curve_serverkey": None})
     ipp_recovery.keep_curve_keys(fake_controller(tmp_path, curve=False))
     assert all(path.exists() for path in files)
+
+
+# epyc's own way: submit and go away (the notebook keeps the job ids), collect later from
+# another process. Each point takes a while, so points are running and queued at a kill.
+EPYC_SUBMIT = """
+import epyc
+class Slow(epyc.Experiment):
+    def do(self, params):
+        time.sleep(1.5)
+        return {"square": params["x"] ** 2, "pid": os.getpid()}
+client = connect(); client.close()
+lab = epyc.ClusterLab(profile_dir=PROFILE, notebook=epyc.JSONLabNotebook(NOTEBOOK, create=True))
+lab["x"] = range(POINTS)
+lab.runExperiment(Slow())
+print(json.dumps({"pending": lab.notebook().numberOfAllPendingResults()}))
+"""
+
+EPYC_COLLECT = """
+import epyc
+client = connect(); client.close()
+lab = epyc.ClusterLab(profile_dir=PROFILE, notebook=epyc.JSONLabNotebook(NOTEBOOK))
+deadline = time.monotonic() + 150
+while not lab.ready() and time.monotonic() < deadline:
+    time.sleep(1)
+results = lab.results()
+print(json.dumps({
+    "pending": lab.notebook().numberOfAllPendingResults(),
+    "squares": sorted(
+        [int(r[epyc.Experiment.PARAMETERS]["x"]), int(r[epyc.Experiment.RESULTS]["square"])] for r in results
+    ),
+}))
+"""
+
+POINTS = 20
+
+
+def test_points_in_flight_survive_two_controller_kills_under_their_ids(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    cluster.start_controller()
+    try:
+        submitted = client_script(cluster, f"POINTS = {POINTS}\n" + EPYC_SUBMIT)
+        assert submitted["pending"] == POINTS
+        time.sleep(3)  # some points done, two running, the rest queued
+        cluster.kill_controller()
+        cluster.start_controller()
+        time.sleep(1)  # and again, before its engines are back
+        cluster.kill_controller()
+        cluster.start_controller()
+        collected = client_script(cluster, EPYC_COLLECT)
+        assert collected["pending"] == 0
+        assert collected["squares"] == [[x, x * x] for x in range(POINTS)]
+        assert "run again" in cluster.log.read_text()
+    finally:
+        cluster.stop()
+
+
+# A point that kills its controller whenever it runs (as one that makes it run out of
+# memory would), among ordinary ones.
+POISON = """
+client = connect()
+view = client.load_balanced_view()
+def poison(pgid_file=os.path.join(PROFILE, "controller.pgid")):
+    import os, signal, time
+    time.sleep(2)
+    os.killpg(int(open(pgid_file).read()), signal.SIGKILL)
+    time.sleep(60)
+bad = view.apply_async(poison)
+good = view.map_async(lambda x: x * x, range(6))
+while True:  # until the hub has them all
+    try:
+        client.result_status(bad.msg_ids + good.msg_ids)
+        break
+    except ipp.RemoteError:
+        time.sleep(0.1)
+print(json.dumps({"bad": bad.msg_ids[0], "good": good.msg_ids}))
+"""
+
+POISON_CHECK = """
+client = connect()
+status = client.result_status([BAD] + GOOD, status_only=True)
+good = [client.get_result(msg_id).get(timeout=30) for msg_id in GOOD]
+try:
+    client.get_result(BAD).get(timeout=30)
+    error = None
+except ipp.RemoteError as failure:
+    error = [failure.ename, failure.evalue]
+print(json.dumps({"pending": status["pending"], "good": good, "error": error}))
+"""
+
+
+def test_a_point_that_kills_its_controller_fails_after_the_rerun_limit(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    cluster.start_controller()
+    try:
+        ids = client_script(cluster, POISON)
+        deaths = 0
+        while deaths < 6 and cluster.controller_died(within=60):
+            deaths += 1
+            cluster.start_controller()
+        # It ran once, then twice again (the default limit), and then no more.
+        assert deaths == 3
+        checked = client_script(
+            cluster, f"BAD = {json.dumps(ids['bad'])}\nGOOD = {json.dumps(ids['good'])}\n" + POISON_CHECK
+        )
+        assert checked["pending"] == []
+        assert checked["good"] == [[x * x] for x in range(6)]
+        error = checked["error"]
+        assert isinstance(error, list) and error[0] == "TaskRerunLimit"
+        assert "running when its controller stopped 3 times" in error[1]
+    finally:
+        cluster.stop()

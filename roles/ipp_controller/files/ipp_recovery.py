@@ -1,4 +1,4 @@
-"""ipcontroller with work-arounds for four ipyparallel 9 defects that break restarts.
+"""ipcontroller with work-arounds for five ipyparallel 9 defects that break restarts.
 
 Installed by the ipp_controller role into the cluster's virtual environment and run by
 ipp-controller.service as ``python -m ipp_recovery`` with ipcontroller's own arguments.
@@ -11,7 +11,8 @@ Remove it when upstream fixes these defects.
    (``KeyError: 'No such message'``).  :class:`SQLiteDB` compares without case.  Upstream
    also commits only every 2 s, so a crash lost the results of the last seconds (measured: 156
    of 1500); :class:`SQLiteDB` commits each record, in WAL mode with ``synchronous=NORMAL``
-   (no fsync per commit: safe against a crash of the process, not of the machine).  The
+   by default (no fsync per commit: safe against a crash of the process; a power loss can
+   take the records since the last checkpoint), or ``FULL`` (``c.SQLiteDB.synchronous``).  The
    profile selects it with ``c.IPController.db_class = "ipp_recovery.SQLiteDB"``.
 
 2. Engines come back after a restart.  A new controller has never heard of the engines of the
@@ -39,6 +40,26 @@ Remove it when upstream fixes these defects.
    keeps the pair in ``security/ipcontroller-curve.json`` (0600) beside the files and uses it
    again; when the files are missing or name another key, it removes them so that the
    controller writes new ones with the pair it has just made.
+
+5. Work in flight survives a restart.  The hub keeps every request (header, metadata,
+   content, buffers) in the task database, but a new controller ignores the requests of its
+   predecessor that never completed: they stay "pending" for good.  Upstream's
+   ``resubmit_task`` re-sends them under *new* ids, which no client (no epyc ``ClusterLab``
+   notebook) knows.  :func:`rerun_unfinished` re-sends each one, at start, to the task
+   scheduler under its *original* id, so ``result_status``/``get_result`` of that id (epyc's
+   ``updateResults``) resolve it.  A request that was on an engine when its controller went
+   counts as run once more (table ``ipp_reruns``); past :attr:`TaskRerun.limit` such runs it
+   is not sent again but stored as failed (:class:`TaskRerunLimit`), so a point that kills
+   its controller every time cannot loop for ever.  Requests sent to one engine (direct
+   views) cannot run again (their engine is gone): they are stored as failed.  An engine of
+   the previous controller may still send the result of the task it was running: the task
+   scheduler takes it for the re-run's and then drops the re-run's own result (a ``KeyError``
+   in ``dispatch_result``), so the task stays pending.  :func:`dispatch_result` ignores
+   results from engines the scheduler has not registered.  (The schedulers are forked from
+   the controller process, so they inherit this patch.)  A new hub also forgets which
+   tasks have completed, so ``result_status`` (``status_only``, its default) raises
+   ``KeyError: No such message`` for a result stored by its predecessor:
+   :func:`remember_completed` reads their ids from the database at start.
 """
 
 from __future__ import annotations
@@ -46,16 +67,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import zmq
-from ipyparallel import util
+from ipyparallel import error, util
 from ipyparallel.controller.app import IPController
 from ipyparallel.controller.app import main as ipcontroller_main
 from ipyparallel.controller.hub import Hub
 from ipyparallel.controller.sqlitedb import SQLiteDB as UpstreamSQLiteDB
+from ipyparallel.controller.task_scheduler import TaskScheduler
+from traitlets import Bool, CaselessStrEnum, Integer
+from traitlets.config import Configurable
 from zmq.eventloop.zmqstream import ZMQStream
 
 #: How often, and how many times, a stranded engine is signalled: the control scheduler
@@ -76,6 +102,13 @@ def same_columns(found: list[tuple[str, str]], expected: dict[str, str], keys: l
 class SQLiteDB(UpstreamSQLiteDB):  # type: ignore[misc]
     """ipyparallel's SQLite task database that finds its own table again after a restart."""
 
+    synchronous = CaselessStrEnum(
+        ["NORMAL", "FULL"],
+        "NORMAL",
+        config=True,
+        help="SQLite's synchronous setting: FULL also survives a power loss, at an fsync per record.",
+    )
+
     def _check_table(self) -> bool:
         cursor = self._db.execute(f"PRAGMA table_info('{self.table}')")
         found = [(str(line[1]), str(line[2])) for line in cursor.fetchall()]
@@ -89,7 +122,7 @@ class SQLiteDB(UpstreamSQLiteDB):  # type: ignore[misc]
     def _init_db(self) -> None:
         super()._init_db()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
 
     def add_record(self, msg_id: str, rec: dict[str, Any]) -> None:
         super().add_record(msg_id, rec)
@@ -243,9 +276,143 @@ def load_config_from_json(app: IPController) -> None:
     app.client_ports = [port for port in app.client_ports if port not in used]
 
 
+class TaskRerun(Configurable):
+    """Settings of :func:`rerun_unfinished`, from the profile (``c.TaskRerun.*``)."""
+
+    enabled = Bool(True, config=True, help="Run unfinished tasks of earlier controllers again.")
+    limit = Integer(
+        2,
+        config=True,
+        help="How many times a task that was on an engine when its controller went is run again.",
+    )
+
+
+class TaskRerunLimit(RuntimeError):
+    """The error stored for a task that will not run again."""
+
+
+#: The rerun counts, in the task database beside ipyparallel's table.
+RERUN_TABLE = "ipp_reruns"
+#: The record fields a request is sent again from.
+REQUEST_KEYS = ["header", "metadata", "content", "buffers", "queue", "engine_uuid", "resubmitted"]
+
+
+def count_run(db: sqlite3.Connection, msg_id: str, was_running: bool) -> int:
+    """How often the task has been run again, counting this time when it was on an engine."""
+    db.execute(f"CREATE TABLE IF NOT EXISTS {RERUN_TABLE} (msg_id TEXT PRIMARY KEY, runs INTEGER NOT NULL)")
+    row = db.execute(f"SELECT runs FROM {RERUN_TABLE} WHERE msg_id = ?", (msg_id,)).fetchone()
+    runs = (int(row[0]) if row else 0) + (1 if was_running else 0)
+    if was_running:
+        db.execute(f"INSERT OR REPLACE INTO {RERUN_TABLE} (msg_id, runs) VALUES (?, ?)", (msg_id, runs))
+        db.commit()
+    return runs
+
+
+def failure_record(session_id: str, reason: str) -> dict[str, Any]:
+    """The record fields of a task that failed with ``reason``, as the hub stores a result."""
+    try:
+        raise TaskRerunLimit(reason)
+    except TaskRerunLimit:
+        content = error.wrap_exception()
+    now = util.utcnow()
+    header = {"msg_id": str(uuid.uuid4()), "msg_type": "apply_reply", "date": now, "session": session_id}
+    return {
+        "result_header": header,
+        "result_metadata": {"status": "error", "engine": "", "date": now},
+        "result_content": content,
+        "result_buffers": [],
+        "completed": now,
+        "received": now,
+    }
+
+
+def request_message(record: dict[str, Any]) -> dict[str, Any]:
+    """The request of a task record, as it was sent, with its original id and header."""
+    header = record["header"]
+    return {
+        "header": header,
+        "msg_id": header["msg_id"],
+        "msg_type": header["msg_type"],
+        "parent_header": {},
+        "metadata": record["metadata"] or {},
+        "content": record["content"] or {},
+    }
+
+
+def rerun_unfinished(hub: Hub) -> dict[str, int]:
+    """Send the unfinished tasks of earlier controllers to the scheduler again, under their ids.
+
+    Returns how many were sent again and how many were stored as failed.
+    """
+    settings = TaskRerun(parent=hub.parent)
+    done = {"rerun": 0, "failed": 0}
+    db = getattr(hub.db, "_db", None)
+    if not settings.enabled or not isinstance(db, sqlite3.Connection):
+        return done
+    for record in hub.db.find_records({"completed": None}, keys=list(REQUEST_KEYS)):
+        msg_id = record["msg_id"]
+        if record["resubmitted"] or record["header"] is None:
+            continue  # upstream's resubmit gave it a new id, which runs instead
+        if record["queue"] != "task":
+            reason = f"task {msg_id} was sent to one engine, which went with its controller: it cannot run again"
+        else:
+            runs = count_run(db, msg_id, bool(record["engine_uuid"]))
+            reason = (
+                f"task {msg_id} was running when its controller stopped {runs} times: not run again "
+                f"(ipp_task_rerun_limit is {settings.limit}); it may be what stopped the controller"
+            )
+            if runs <= settings.limit:
+                # Forget its engine first: the hub keeps fields a request does not name.
+                hub.db.update_record(msg_id, {"engine_uuid": None, "started": None})
+                hub.session.send(hub.resubmit, request_message(record), buffers=record["buffers"] or [])
+                done["rerun"] += 1
+                continue
+        hub.db.update_record(msg_id, failure_record(hub.session.session, reason))
+        hub.log.warning("%s", reason)
+        done["failed"] += 1
+    hub.log.warning("unfinished tasks of earlier controllers: %(rerun)d run again, %(failed)d failed", done)
+    return done
+
+
+upstream_dispatch_result = TaskScheduler.dispatch_result
+
+
+def dispatch_result(scheduler: TaskScheduler, raw_msg: list[Any]) -> None:
+    """Relay a task's result, unless it comes from an engine this scheduler never registered."""
+    idents, _ = scheduler.session.feed_identities(raw_msg, copy=False)
+    if idents and idents[0] not in scheduler.pending:
+        scheduler.log.warning("result from engine %r of an earlier controller ignored: its task runs again", idents[0])
+        return
+    upstream_dispatch_result(scheduler, raw_msg)
+
+
+def remember_completed(hub: Hub) -> int:
+    """Tell the hub which tasks of the database completed (under earlier controllers too)."""
+    completed = hub.db.find_records({"completed": {"$ne": None}}, keys=["msg_id"])
+    hub.all_completed.update(record["msg_id"] for record in completed)
+    return len(completed)
+
+
+def recover_tasks(hub: Hub) -> None:
+    """What a new hub must know of the tasks of earlier controllers (those failed here too)."""
+    rerun_unfinished(hub)
+    remember_completed(hub)
+
+
+upstream_init_hub = IPController.init_hub
+
+
+def init_hub(app: IPController) -> None:
+    """Make the hub, then, once the event loop runs, recover the earlier controllers' tasks."""
+    upstream_init_hub(app)
+    app.hub.loop.add_callback(recover_tasks, app.hub)
+
+
 def main() -> None:
     """Run ipcontroller with the work-arounds; arguments as for ipcontroller."""
     IPController.load_config_from_json = load_config_from_json
+    IPController.init_hub = init_hub
+    TaskScheduler.dispatch_result = dispatch_result
     Hub.handle_new_heart = handle_new_heart
     sys.argv[0] = "ipcontroller"
     ipcontroller_main()

@@ -6,6 +6,17 @@ registered, runs a small epyc experiment whose every point reports the host that
 and prints one JSON object: the engine count, the results per host, and timings.
 Exit status: 0 when the cluster matches the expectations given, 1 when it does not,
 2 when it cannot be reached at all.
+
+Three other modes, for the operations and the tests:
+
+- ``--task-db PATH`` counts the tasks in the controller's database (running, queued,
+  completed and not collected, failed), without the controller;
+- ``--submit N --notebook PATH`` submits an N-point epyc experiment whose points take
+  ``--seconds`` each (point ``--poison`` kills the engine that runs it) and exits at once,
+  as an epyc user who goes away does; the job ids stay in the notebook (JSON);
+- ``--collect --notebook PATH`` collects them later, from any client, and reports every
+  point: the results, the failures with their errors, what is still pending, and whether
+  ``ClusterLab.wait()`` returned.
 """
 
 from __future__ import annotations
@@ -14,7 +25,9 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -33,6 +46,104 @@ class WhereAmI(epyc.Experiment):  # type: ignore[misc]
             "pid": os.getpid(),
             "square": params["x"] ** 2,
         }
+
+
+class SlowPoint(epyc.Experiment):  # type: ignore[misc]
+    """A point that takes a while; the poison point kills the engine running it, every time."""
+
+    def do(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params["x"] == params["poison"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(params["seconds"])
+        return {"host": socket.gethostname(), "pid": os.getpid(), "square": params["x"] ** 2}
+
+
+#: The hub's table in the task database (ipyparallel's SQLiteDB default).
+TASK_TABLE = "ipython-tasks"
+
+
+def task_counts(path: str) -> dict[str, Any]:
+    """The tasks of a controller's database: running, queued, completed (not collected), failed."""
+    if not os.path.exists(path):
+        return {"exists": False, "running": 0, "queued": 0, "completed": 0, "failed": 0}
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+        row = db.execute(
+            "SELECT"
+            " COALESCE(SUM(completed IS NULL AND resubmitted IS NULL AND engine_uuid IS NOT NULL), 0),"
+            " COALESCE(SUM(completed IS NULL AND resubmitted IS NULL AND engine_uuid IS NULL), 0),"
+            " COALESCE(SUM(completed IS NOT NULL), 0),"
+            " COALESCE(SUM(completed IS NOT NULL AND json_extract(result_content, '$.status') = 'error'), 0)"
+            f' FROM "{TASK_TABLE}"'
+        ).fetchone()
+    running, queued, completed, failed = (int(value) for value in row)
+    return {"exists": True, "running": running, "queued": queued, "completed": completed, "failed": failed}
+
+
+def lab_on(profile: str, notebook: str, timeout: float, paramiko: bool, create: bool = False) -> epyc.ClusterLab:
+    """A ClusterLab on the profile whose job ids live in a JSON notebook."""
+    deadline = time.monotonic() + timeout
+    arguments: dict[str, Any] = {"paramiko": True} if paramiko else {}
+    while True:
+        try:
+            return epyc.ClusterLab(profile=profile, notebook=epyc.JSONLabNotebook(notebook, create=create), **arguments)
+        except Exception as error:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no cluster on profile {profile!r}: {error}") from error
+            time.sleep(1)
+
+
+def submit(lab: epyc.ClusterLab, points: int, seconds: float, poison: int) -> dict[str, Any]:
+    """Submit the slow experiment and go away; the notebook keeps the job ids."""
+    lab["x"] = range(points)
+    lab["seconds"] = seconds
+    lab["poison"] = poison
+    lab.runExperiment(SlowPoint())
+    return {"submitted": int(lab.notebook().numberOfAllPendingResults())}
+
+
+def failure_of(client: ipyparallel.Client, job: str) -> str | None:
+    """The error of a job that failed in the cluster (not in the experiment), else None."""
+    try:
+        client.result_status([job], status_only=False)
+    except ipyparallel.RemoteError as error:
+        return f"{error.ename}: {error.evalue}"
+    except Exception:  # not known (yet) to this controller
+        return None
+    return None
+
+
+def collect(lab: epyc.ClusterLab, timeout: float) -> dict[str, Any]:
+    """Collect every point: until none is pending but the failed ones, or the timeout."""
+    started = time.monotonic()
+    failed: dict[str, str] = {}
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):  # epyc prints each failure
+        while True:
+            lab.updateResults()
+            pending = set(lab.notebook().allPendingResults())
+            lab.open()
+            try:
+                for job in sorted(pending - set(failed)):
+                    error = failure_of(lab._client, job)
+                    if error is not None:
+                        failed[job] = error
+            finally:
+                lab.close()
+            if pending <= set(failed) or time.monotonic() - started > timeout:
+                break
+            time.sleep(1)
+    lab.WaitingTime = 1
+    waited = False if failed else bool(lab.wait(timeout=5))
+    results = lab.results()
+    answers = [(r[epyc.Experiment.PARAMETERS]["x"], r[epyc.Experiment.RESULTS]) for r in results]
+    return {
+        "results": len(results),
+        "correct": all(result["square"] == x**2 for x, result in answers),
+        "hosts": dict(Counter(str(result["host"]) for _, result in answers)),
+        "pending": len(pending - set(failed)),
+        "failed": failed,
+        "wait_returned": waited,
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def connect(profile: str, timeout: float, paramiko: bool = False) -> epyc.ClusterLab:
@@ -145,8 +256,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--paramiko", action=argparse.BooleanOptionalAction, default=False, help="tunnel SSH with paramiko"
     )
+    parser.add_argument("--task-db", help="count the tasks of this controller database and exit")
+    parser.add_argument("--notebook", help="the JSON notebook of --submit and --collect")
+    parser.add_argument("--submit", type=int, default=0, help="submit this many slow points and exit")
+    parser.add_argument("--seconds", type=float, default=2.0, help="how long each slow point takes")
+    parser.add_argument("--poison", type=int, default=-1, help="the slow point that kills its engine")
+    parser.add_argument("--collect", action="store_true", help="collect the notebook's points")
     args = parser.parse_args(argv)
     hosts = [host for host in args.hosts.split(",") if host]
+
+    if args.task_db:
+        print(json.dumps(task_counts(args.task_db), sort_keys=True))
+        return 0
+    if args.submit or args.collect:
+        if not args.notebook:
+            parser.error("--submit and --collect need --notebook")
+        with contextlib.redirect_stdout(sys.stderr):
+            lab = lab_on(args.profile, args.notebook, args.timeout, args.paramiko, create=bool(args.submit))
+            report = submit(lab, args.submit, args.seconds, args.poison) if args.submit else collect(lab, args.timeout)
+        print(json.dumps(report, sort_keys=True))
+        return 0
 
     # ipyparallel prints progress on stdout: keep it for the JSON report alone.
     with contextlib.redirect_stdout(sys.stderr):
