@@ -117,7 +117,7 @@ SANDBOX_CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         "without CAP_SYS_ADMIN",
         {"ipp_unit_sandbox": "full"},
         [
-            "Host cl-1 cannot apply the units' full sandbox (ipp_unit_sandbox: full)",
+            "Host cl-1 cannot apply the full sandbox of the units (ipp_unit_sandbox: full)",
             "PrivateDevices=, ProtectKernelTunables=, ProtectKernelModules=",
             "exit status 217 = 217/USER",
             "The host lacks CAP_SYS_ADMIN, as an unprivileged container does",
