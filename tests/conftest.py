@@ -25,12 +25,17 @@ for folder in (
 
 
 def run_playbook(
-    tmp_path: Path, inventory: dict[str, Any], playbook: str, *args: str
+    tmp_path: Path, inventory: dict[str, Any], playbook: str, *args: str, path_first: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run one of the project's playbooks with this inventory, as a user would from the root."""
+    """Run one of the project's playbooks with this inventory, as a user would from the root.
+
+    path_first: a directory searched first for commands (stand-ins the hosts then run).
+    """
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    if path_first is not None:
+        env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(path), *args, playbook],
         capture_output=True,

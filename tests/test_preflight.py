@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from conftest import failed_without_changes, run_playbook
 
-GOOD_VARS: dict[str, Any] = {"ipp_user": "nobody"}
+# The tests' hosts are this machine, whose systemd may not be its init system (a container):
+# "reduced" skips the sandbox probe, which the cases below give stand-ins to.
+GOOD_VARS: dict[str, Any] = {"ipp_user": "nobody", "ipp_unit_sandbox": "reduced"}
 
 
 def inventory(controllers: list[str], engines: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -98,5 +100,60 @@ CASES = {
 def test_bad_input_stops_the_run_before_any_change(tmp_path: Path, case: str) -> None:
     inv, messages = CASES[case]
     text = assert_stopped_before_changes(run_playbook(tmp_path, inv, "site.yml"))
+    for message in messages:
+        assert message in text, text
+
+
+# Stand-ins for systemd-run, as the sandbox probe (role ipp, tasks/sandbox.yml) meets them.
+SYSTEMD_RUN = {
+    # systemd 257 without CAP_SYS_ADMIN (an unprivileged container): a unit with User= and
+    # PrivateDevices= (or ProtectKernelTunables=, ProtectKernelModules=) fails with 217/USER.
+    "without CAP_SYS_ADMIN": 'case "$*" in *PrivateDevices=*) exit 217;; esac; exit 0',
+    "without systemd": "echo 'System has not been booted with systemd as init system (PID 1).' >&2; exit 1",
+}
+
+SANDBOX_CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
+    "full sandbox asked of hosts without CAP_SYS_ADMIN": (
+        "without CAP_SYS_ADMIN",
+        {"ipp_unit_sandbox": "full"},
+        [
+            "Host cl-1 cannot apply the full sandbox of the units (ipp_unit_sandbox: full)",
+            "PrivateDevices=, ProtectKernelTunables=, ProtectKernelModules=",
+            "exit status 217 = 217/USER",
+            "The host lacks CAP_SYS_ADMIN, as an unprivileged container does",
+            "set ipp_unit_sandbox: auto (or reduced)",
+        ],
+    ),
+    "hosts whose systemd cannot run units": (
+        "without systemd",
+        {"ipp_unit_sandbox": "auto"},
+        ["systemd on host cl-0 cannot start a unit as an ordinary account", "has not been booted with systemd"],
+    ),
+    # auto goes on with the reduced sandbox and says so; the unresolvable engine host then
+    # stops the run in the same first play.
+    "auto on hosts without CAP_SYS_ADMIN": (
+        "without CAP_SYS_ADMIN",
+        {"ipp_unit_sandbox": "auto", "ipp_firewall": True},
+        [
+            "cl-0: reduced sandbox for the controller and engine units, without PrivateDevices,"
+            " ProtectKernelTunables, ProtectKernelModules,"
+            " because systemd on this host lacks CAP_SYS_ADMIN (an unprivileged container?) (ipp_unit_sandbox: auto)",
+            "cannot resolve: nowhere.invalid.",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SANDBOX_CASES))
+def test_the_sandbox_probe_refuses_or_reduces_before_any_change(tmp_path: Path, case: str) -> None:
+    systemd_run, extra, messages = SANDBOX_CASES[case]
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    script = stand_ins / "systemd-run"
+    script.write_text(f"#!/bin/sh\n{SYSTEMD_RUN[systemd_run]}\n")
+    script.chmod(0o755)
+    engines = {"nowhere.invalid": 1} if extra.get("ipp_firewall") else {"cl-1": 2}
+    inv = inventory(["cl-0"], engines, extra)
+    text = assert_stopped_before_changes(run_playbook(tmp_path, inv, "site.yml", path_first=stand_ins))
     for message in messages:
         assert message in text, text
