@@ -439,3 +439,32 @@ def test_a_point_that_kills_its_controller_fails_after_the_rerun_limit(tmp_path:
         assert "running when its controller stopped 3 times" in error[1]
     finally:
         cluster.stop()
+
+
+def test_only_runs_that_were_on_an_engine_count_towards_the_limit() -> None:
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    assert ipp_recovery.count_run(db, "queued", was_running=False) == 0
+    assert ipp_recovery.count_run(db, "queued", was_running=False) == 0
+    assert [ipp_recovery.count_run(db, "poison", was_running=True) for _ in range(3)] == [1, 2, 3]
+    assert ipp_recovery.count_run(db, "poison", was_running=False) == 3
+
+
+def test_a_failure_record_reads_as_a_remote_error_with_the_reason() -> None:
+    from ipyparallel import error
+
+    record = ipp_recovery.failure_record("session", "task t was running when its controller stopped 3 times")
+    assert record["completed"] and record["result_header"]["msg_type"] == "apply_reply"
+    assert record["result_metadata"]["status"] == "error"
+    raised = error.unwrap_exception(record["result_content"])
+    assert raised.ename == "TaskRerunLimit"
+    assert "stopped 3 times" in raised.evalue
+
+
+def test_a_request_is_sent_again_with_its_own_header_and_metadata() -> None:
+    header = {"msg_id": "m1", "msg_type": "apply_request", "session": "s", "date": "d"}
+    record = {"header": header, "metadata": {"retries": 3}, "content": {}}
+    message = ipp_recovery.request_message(record)
+    assert message["header"] is header and message["msg_id"] == "m1"
+    assert message["metadata"] == {"retries": 3} and message["parent_header"] == {}
