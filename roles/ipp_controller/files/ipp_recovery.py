@@ -11,8 +11,9 @@ Remove it when upstream fixes these defects.
    (``KeyError: 'No such message'``).  :class:`SQLiteDB` compares without case.  Upstream
    also commits only every 2 s, so a crash lost the results of the last seconds (measured: 156
    of 1500); :class:`SQLiteDB` commits each record, in WAL mode with ``synchronous=NORMAL``
-   by default (no fsync per commit: safe against a crash of the process; a power loss can
-   take the records since the last checkpoint), or ``FULL`` (``c.SQLiteDB.synchronous``).  The
+   with ``FULL`` by default (an fsync per commit: a power loss takes nothing committed), or
+   ``NORMAL`` (``c.SQLiteDB.synchronous``: safe against a crash of the process; a power loss
+   can take the records written since the last checkpoint).  The
    profile selects it with ``c.IPController.db_class = "ipp_recovery.SQLiteDB"``.
 
 2. Engines come back after a restart.  A new controller has never heard of the engines of the
@@ -104,7 +105,7 @@ class SQLiteDB(UpstreamSQLiteDB):  # type: ignore[misc]
 
     synchronous = CaselessStrEnum(
         ["NORMAL", "FULL"],
-        "NORMAL",
+        "FULL",
         config=True,
         help="SQLite's synchronous setting: FULL also survives a power loss, at an fsync per record.",
     )
