@@ -104,3 +104,32 @@ def test_an_absent_cluster_is_an_error_not_a_hang(tmp_path: Path) -> None:
     code, report = check(env, "--expect", "1", "--timeout", "2")
     assert code == 2
     assert "no cluster on profile 'checktest'" in str(report["error"])
+
+
+def test_the_engines_versions_are_compared_with_this_venv(cluster: dict[str, str]) -> None:
+    code, report = check(cluster, "--expect", "2", "--versions", "--timeout", "120")
+    assert code == 0, report
+    assert report["version_differences"] == []
+    versions = report["versions"]
+    assert isinstance(versions, dict)
+    assert versions["python"] == "{}.{}.{}".format(*sys.version_info[:3])
+    assert versions["packages"]["ipyparallel"] == "9.2.0"
+
+
+def test_version_differences_name_the_package_and_the_hosts() -> None:
+    import ipp_check
+
+    here = {"python": "3.11.2", "packages": {"epyc": "1.7.2", "numpy": "2.4.6", "paramiko": "5.1.0"}}
+    same = {"host": "cl-1", "python": "3.11.7", "packages": {"epyc": "1.7.2", "numpy": "2.4.6"}}
+    older = {"host": "cl-2", "python": "3.11.2", "packages": {"epyc": "1.7.1", "numpy": "2.4.6"}}
+    newer = {"host": "cl-3", "python": "3.13.5", "packages": {"epyc": "1.7.1", "numpy": "2.5.5", "scipy": "1"}}
+    assert ipp_check.version_differences(here, [same, same]) == []
+    assert ipp_check.version_differences(here, [same, older, newer, older]) == [
+        "epyc 1.7.2 here, 1.7.1 there (cl-2, cl-3)",
+        "Python 3.11.2 here, 3.13.5 there (cl-3)",
+        "numpy 2.4.6 here, 2.5.5 there (cl-3)",
+    ]
+    report = {"engines": 2, "version_differences": ["epyc 1.7.2 here, 1.7.1 there (cl-2)"]}
+    assert ipp_check.problems(report, 2, []) == [
+        "versions differ from the engines': epyc 1.7.2 here, 1.7.1 there (cl-2)"
+    ]
