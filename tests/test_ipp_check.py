@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROLES
@@ -119,11 +120,13 @@ def test_the_engines_versions_are_compared_with_this_venv(cluster: dict[str, str
 def test_version_differences_name_the_package_and_the_hosts() -> None:
     import ipp_check
 
-    here = {"python": "3.11.2", "packages": {"epyc": "1.7.2", "numpy": "2.4.6", "paramiko": "5.1.0"}}
+    here: dict[str, Any] = {"python": "3.11.2", "packages": {"epyc": "1.7.2", "numpy": "2.4.6", "paramiko": "5.1.0"}}
     same = {"host": "cl-1", "python": "3.11.7", "packages": {"epyc": "1.7.2", "numpy": "2.4.6"}}
     older = {"host": "cl-2", "python": "3.11.2", "packages": {"epyc": "1.7.1", "numpy": "2.4.6"}}
     newer = {"host": "cl-3", "python": "3.13.5", "packages": {"epyc": "1.7.1", "numpy": "2.5.5", "scipy": "1"}}
     assert ipp_check.version_differences(here, [same, same]) == []
+    tools = {"host": "cl-1", "python": "3.11.2", "packages": {"epyc": "1.7.2", "pip": "24.0", "setuptools": "1"}}
+    assert ipp_check.version_differences({**here, "packages": {**here["packages"], "pip": "23.0.1"}}, [tools]) == []
     assert ipp_check.version_differences(here, [same, older, newer, older]) == [
         "epyc 1.7.2 here, 1.7.1 there (cl-2, cl-3)",
         "Python 3.11.2 here, 3.13.5 there (cl-3)",

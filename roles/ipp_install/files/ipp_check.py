@@ -85,6 +85,10 @@ def engines_by_host(profile: str, timeout: float, paramiko: bool = False) -> dic
         client.close()
 
 
+# What `python -m venv` installs, in the version its interpreter bundles: not the lock's.
+VENV_TOOLS = frozenset({"pip", "setuptools", "wheel"})
+
+
 def local_versions() -> dict[str, Any]:
     """This interpreter's Python version and every package of its environment (PEP 503 names)."""
     return engine_versions()
@@ -132,14 +136,15 @@ def minor(version: str) -> str:
 def version_differences(local: dict[str, Any], engines: list[dict[str, Any]]) -> list[str]:
     """Each Python minor and package version an engine host has other than ``local``, in words.
 
-    Packages only one side holds are not compared (a tunnel-mode workstation adds paramiko).
+    Packages only one side holds are not compared (a tunnel-mode workstation adds paramiko),
+    nor the venv's own tools (pip, setuptools: they come with the interpreter, not the lock).
     """
     found: dict[str, list[str]] = {}
     for engine in engines:
         what = []
         if minor(engine["python"]) != minor(local["python"]):
             what.append(f"Python {local['python']} here, {engine['python']} there")
-        for name in sorted(set(local["packages"]) & set(engine["packages"])):
+        for name in sorted((set(local["packages"]) & set(engine["packages"])) - VENV_TOOLS):
             if local["packages"][name] != engine["packages"][name]:
                 what.append(f"{name} {local['packages'][name]} here, {engine['packages'][name]} there")
         for difference in what:
