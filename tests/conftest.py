@@ -17,6 +17,7 @@ ROLES = ROOT / "roles"
 # The Python files the roles ship are plain scripts and plugins, not a package.
 for folder in (
     ROLES / "ipp_install" / "files",
+    ROLES / "ipp_install" / "filter_plugins",
     ROLES / "ipp_controller" / "filter_plugins",
     ROLES / "ipp" / "filter_plugins",
     ROOT / "bench",

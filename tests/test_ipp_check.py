@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROLES
@@ -137,3 +138,32 @@ def test_the_task_database_is_counted_without_the_controller(tmp_path: Path) -> 
     counts = ipp_check.task_counts(str(tmp_path / "tasks.db"))
     assert counts == {"exists": True, "running": 1, "queued": 1, "completed": 2, "failed": 1}
     assert ipp_check.task_counts(str(tmp_path / "none.db"))["exists"] is False
+def test_the_engines_versions_are_compared_with_this_venv(cluster: dict[str, str]) -> None:
+    code, report = check(cluster, "--expect", "2", "--versions", "--timeout", "120")
+    assert code == 0, report
+    assert report["version_differences"] == []
+    versions = report["versions"]
+    assert isinstance(versions, dict)
+    assert versions["python"] == "{}.{}.{}".format(*sys.version_info[:3])
+    assert versions["packages"]["ipyparallel"] == "9.2.0"
+
+
+def test_version_differences_name_the_package_and_the_hosts() -> None:
+    import ipp_check
+
+    here: dict[str, Any] = {"python": "3.11.2", "packages": {"epyc": "1.7.2", "numpy": "2.4.6", "paramiko": "5.1.0"}}
+    same = {"host": "cl-1", "python": "3.11.7", "packages": {"epyc": "1.7.2", "numpy": "2.4.6"}}
+    older = {"host": "cl-2", "python": "3.11.2", "packages": {"epyc": "1.7.1", "numpy": "2.4.6"}}
+    newer = {"host": "cl-3", "python": "3.13.5", "packages": {"epyc": "1.7.1", "numpy": "2.5.5", "scipy": "1"}}
+    assert ipp_check.version_differences(here, [same, same]) == []
+    tools = {"host": "cl-1", "python": "3.11.2", "packages": {"epyc": "1.7.2", "pip": "24.0", "setuptools": "1"}}
+    assert ipp_check.version_differences({**here, "packages": {**here["packages"], "pip": "23.0.1"}}, [tools]) == []
+    assert ipp_check.version_differences(here, [same, older, newer, older]) == [
+        "epyc 1.7.2 here, 1.7.1 there (cl-2, cl-3)",
+        "Python 3.11.2 here, 3.13.5 there (cl-3)",
+        "numpy 2.4.6 here, 2.5.5 there (cl-3)",
+    ]
+    report = {"engines": 2, "version_differences": ["epyc 1.7.2 here, 1.7.1 there (cl-2)"]}
+    assert ipp_check.problems(report, 2, []) == [
+        "versions differ from the engines': epyc 1.7.2 here, 1.7.1 there (cl-2)"
+    ]

@@ -72,3 +72,20 @@ def test_new_requirements_replace_the_old_wheels(tmp_path: Path) -> None:
     assert ipp_wheelhouse.build(dest, ["six==1.16.0"], "3.11", "x86_64", "2.36")
     assert ipp_wheelhouse.build(dest, ["six==1.17.0"], "3.11", "x86_64", "2.36")
     assert sorted(path.name for path in dest.glob("*.whl")) == ["six-1.17.0-py2.py3-none-any.whl"]
+
+
+def test_a_lock_file_gives_its_pins_and_more_requirements_follow(tmp_path: Path) -> None:
+    lock = tmp_path / "cluster-py3.11.txt"
+    lock.write_text("# made by scripts/lock.sh\nsix==1.16.0\n    # via -r cluster.in\n\n")
+    assert ipp_wheelhouse.read_requirements(lock) == ["six==1.16.0"]
+    dest = tmp_path / "wh"
+    args = ["--dest", str(dest), "--python", "3.11", "--arch", "x86_64", "--glibc", "2.36"]
+    assert ipp_wheelhouse.main([*args, "--requirement", str(lock)]) == 0
+    assert sorted(path.name for path in dest.glob("*.whl")) == ["six-1.16.0-py2.py3-none-any.whl"]
+    stamp = (dest / ipp_wheelhouse.STAMP).read_text()
+    assert "six==1.16.0" in stamp
+
+
+def test_no_requirement_at_all_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        ipp_wheelhouse.main(["--dest", str(tmp_path), "--python", "3.11", "--arch", "x86_64", "--glibc", "2.36"])

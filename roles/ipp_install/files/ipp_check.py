@@ -3,7 +3,10 @@
 
 Connects ``epyc.ClusterLab`` to a profile, waits until the expected number of engines is
 registered, runs a small epyc experiment whose every point reports the host that ran it,
-and prints one JSON object: the engine count, the results per host, and timings.
+and prints one JSON object: the engine count, the results per host, and timings. With
+``--versions`` it also asks every engine its Python and package versions and reports each one
+that differs from this client's venv (a workstation set up from another lock, an engine host
+left out of an upgrade).
 Exit status: 0 when the cluster matches the expectations given, 1 when it does not,
 2 when it cannot be reached at all.
 
@@ -26,6 +29,7 @@ import contextlib
 import json
 import os
 import signal
+import re
 import socket
 import sqlite3
 import sys
@@ -192,6 +196,75 @@ def engines_by_host(profile: str, timeout: float, paramiko: bool = False) -> dic
         client.close()
 
 
+# What `python -m venv` installs, in the version its interpreter bundles: not the lock's.
+VENV_TOOLS = frozenset({"pip", "setuptools", "wheel"})
+
+
+def local_versions() -> dict[str, Any]:
+    """This interpreter's Python version and every package of its environment (PEP 503 names)."""
+    return engine_versions()
+
+
+def engine_versions() -> dict[str, Any]:
+    """The host, Python version and packages of the interpreter that runs it.
+
+    Sent to the engines as code (so it imports what it needs itself): it must not use this
+    module's globals, which do not exist there.
+    """
+    import platform
+    import re
+    import socket
+    from importlib import metadata
+
+    packages = {
+        re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower(): dist.version
+        for dist in metadata.distributions()
+        if dist.metadata["Name"]
+    }
+    return {"host": socket.gethostname(), "python": platform.python_version(), "packages": packages}
+
+
+def ask_versions(profile: str, timeout: float, paramiko: bool = False) -> list[dict[str, Any]]:
+    """The answer of ``engine_versions`` from every registered engine that answers in time."""
+    client = ipyparallel.Client(profile=profile, timeout=timeout, paramiko=paramiko)
+    try:
+        asked = [client[engine].apply_async(engine_versions) for engine in client.ids]
+        deadline = time.monotonic() + timeout
+        answers: list[dict[str, Any]] = []
+        for answer in asked:
+            with contextlib.suppress(Exception):
+                answers.append(dict(answer.get(timeout=max(0.1, deadline - time.monotonic()))))
+        return answers
+    finally:
+        client.close()
+
+
+def minor(version: str) -> str:
+    """``3.11`` of ``3.11.2``."""
+    return ".".join(re.findall(r"\d+", version)[:2])
+
+
+def version_differences(local: dict[str, Any], engines: list[dict[str, Any]]) -> list[str]:
+    """Each Python minor and package version an engine host has other than ``local``, in words.
+
+    Packages only one side holds are not compared (a tunnel-mode workstation adds paramiko),
+    nor the venv's own tools (pip, setuptools: they come with the interpreter, not the lock).
+    """
+    found: dict[str, list[str]] = {}
+    for engine in engines:
+        what = []
+        if minor(engine["python"]) != minor(local["python"]):
+            what.append(f"Python {local['python']} here, {engine['python']} there")
+        for name in sorted((set(local["packages"]) & set(engine["packages"])) - VENV_TOOLS):
+            if local["packages"][name] != engine["packages"][name]:
+                what.append(f"{name} {local['packages'][name]} here, {engine['packages'][name]} there")
+        for difference in what:
+            found.setdefault(difference, [])
+            if engine["host"] not in found[difference]:
+                found[difference].append(engine["host"])
+    return [f"{difference} ({', '.join(sorted(hosts))})" for difference, hosts in found.items()]
+
+
 def wait_for_results(lab: epyc.ClusterLab, timeout: float) -> bool:
     """Collect results until none is pending; False at the timeout.
 
@@ -231,6 +304,8 @@ def run_experiment(lab: epyc.ClusterLab, points: int, timeout: float) -> dict[st
 def problems(report: dict[str, Any], expect: int | None, hosts: list[str]) -> list[str]:
     """What differs from the expectations, in words (empty when all is well)."""
     found = []
+    if report.get("version_differences"):
+        found.append("versions differ from the engines': " + "; ".join(report["version_differences"]))
     if expect is not None and report["engines"] != expect:
         found.append(f"{report['engines']} engines registered, {expect} expected")
     experiment = report.get("experiment")
@@ -262,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="how long each slow point takes")
     parser.add_argument("--poison", type=int, default=-1, help="the slow point that kills its engine")
     parser.add_argument("--collect", action="store_true", help="collect the notebook's points")
+    parser.add_argument(
+        "--versions", action="store_true", help="compare this venv's Python and packages with every engine's"
+    )
     args = parser.parse_args(argv)
     hosts = [host for host in args.hosts.split(",") if host]
 
@@ -279,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # ipyparallel prints progress on stdout: keep it for the JSON report alone.
     with contextlib.redirect_stdout(sys.stderr):
-        report = check(args.profile, args.expect, hosts, args.points, args.timeout, args.paramiko, args.by_host)
+        report = check(
+            args.profile, args.expect, hosts, args.points, args.timeout, args.paramiko, args.by_host, args.versions
+        )
     print(json.dumps(report, sort_keys=True))
     if "error" in report:
         return 2
@@ -294,6 +374,7 @@ def check(
     timeout: float,
     paramiko: bool = False,
     by_host: bool = False,
+    versions: bool = False,
 ) -> dict[str, Any]:
     """The report of one check: engines, experiment, problems (or an error)."""
     started = time.monotonic()
@@ -309,6 +390,10 @@ def check(
     report["engines_seconds"] = round(time.monotonic() - started, 3)
     if by_host:
         report["by_host"] = engines_by_host(profile, timeout, paramiko)
+    if versions:
+        here = local_versions()
+        report["versions"] = {"python": here["python"], "packages": here["packages"]}
+        report["version_differences"] = version_differences(here, ask_versions(profile, timeout, paramiko))
     if points > 0:
         report["experiment"] = run_experiment(lab, points, timeout)
     report["problems"] = problems(report, expect, hosts)

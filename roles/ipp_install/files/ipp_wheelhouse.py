@@ -5,6 +5,9 @@ The nodes' Python may differ from the control node's, so binary wheels are fetch
 ``pip download --only-binary=:all:`` for the nodes' interpreter and platform, and the
 packages published only as source (epyc is) are built into pure-Python wheels first.
 
+The requirements are a lock's pins (``--requirement``, a file made by ``scripts/lock.sh``)
+and any more given as arguments: the wheelhouse holds exactly their versions.
+
 The wheelhouse is complete when its stamp file names the same requirements: a second call
 with the same requirements changes nothing and prints ``unchanged``. Beside the directory
 ``DEST`` it leaves ``DEST.tar``, one file to copy to each node (much faster than many).
@@ -44,6 +47,12 @@ def requirements_digest(requirements: list[str], python: str, arch: str, glibc: 
     """A digest naming what the wheelhouse was built for."""
     text = json.dumps([sorted(requirements), python, arch, glibc])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_requirements(path: Path) -> list[str]:
+    """The requirements of a pip requirements file (a lock): its lines without comments."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
 
 
 def is_source_only(requirement: str) -> bool:
@@ -117,9 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", required=True, help="the nodes' Python, e.g. 3.11")
     parser.add_argument("--arch", required=True, help="e.g. x86_64 or aarch64")
     parser.add_argument("--glibc", required=True, help="e.g. 2.36")
-    parser.add_argument("requirements", nargs="+")
+    parser.add_argument(
+        "--requirement", "-r", type=Path, action="append", default=[], help="a lock file (may be repeated)"
+    )
+    parser.add_argument("requirements", nargs="*", help="more requirements, e.g. scipy==1.16.3")
     args = parser.parse_args(argv)
-    changed = build(args.dest, args.requirements, args.python, args.arch, args.glibc)
+    requirements = [req for path in args.requirement for req in read_requirements(path)] + args.requirements
+    if not requirements:
+        parser.error("no requirements: give a lock file (--requirement) or requirements")
+    changed = build(args.dest, requirements, args.python, args.arch, args.glibc)
     print("changed" if changed else "unchanged")
     return 0
 
