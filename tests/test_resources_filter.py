@@ -133,7 +133,7 @@ def test_summary_shows_limits_use_and_what_is_not_enforced() -> None:
         "not_enforced": ["CPUWeight", "MemoryMax"],
     }
     assert summary(info) == (
-        "slice CPUWeight=20 MemoryMax=infinity using [not set]; 2 engines CPUWeight=20 Nice=10 MemoryHigh=2.8G"
+        "slice CPUWeight=20 MemoryMax=infinity using unknown; 2 engines CPUWeight=20 Nice=10 MemoryHigh=2.8G"
         " MemoryMax=3.2G TasksMax=1024 OOMScoreAdjust=500 use unknown; not enforced here: CPUWeight, MemoryMax"
     )
     used = {**engine, "MemoryCurrent": str(300 * 1024**2)}

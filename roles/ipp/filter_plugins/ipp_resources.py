@@ -163,9 +163,12 @@ def limits(
 
 
 def human(value: str | None) -> str:
-    """A byte count from `systemctl show` for people (`9.6G`); `infinity` and `[not set]` as such."""
-    if value is None or not value.isdigit():
-        return value or "?"
+    """A byte count from `systemctl show` for people (`9.6G`); `infinity` as such; `[not set]`
+    (no memory accounting) as `unknown`."""
+    if value is None or value == "[not set]":
+        return "unknown"
+    if not value.isdigit():
+        return value
     number = float(value)
     for suffix in ("", "K", "M", "G"):
         if number < 1024:
