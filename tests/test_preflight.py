@@ -85,6 +85,21 @@ CASES = {
         inventory(["cl-0"], {"cl-1": 2}, {"ipp_task_db_dir": "/home/shared/db"}),
         ["ipp_task_db_dir must be a directory under /var/lib"],
     ),
+    "engine memory cap larger than the host": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_engine_memory_max": "64T"}),
+        [
+            "Bad resource-control settings (ipp_resource_control) for host cl-1",
+            "ipp_engine_memory_max of host cl-1 is larger than the host's memory",
+        ],
+    ),
+    "engine CPU weight out of range": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_engine_cpu_weight": 0}),
+        ["ipp_engine_cpu_weight of host cl-1 must be a CPU weight, a whole number 1..10000 or 'idle' (it is '0')"],
+    ),
+    "controller weaker than its engines": (
+        inventory(["cl-0"], {"cl-0": 2}, {"ipp_engine_cpu_weight": 500}),
+        ["ipp_controller_cpu_weight of host cl-0 (200) must be above ipp_engine_cpu_weight (500)"],
+    ),
     "firewall source that is no address": (
         inventory(["cl-0"], {"cl-1": 2}, {"ipp_firewall": True, "ipp_firewall_allow": ["10.0.0.0/24", "lab.example"]}),
         ["ipp_firewall_allow must list IPv4 or IPv6 addresses or networks", "are not: lab.example."],
