@@ -138,6 +138,8 @@ def test_the_task_database_is_counted_without_the_controller(tmp_path: Path) -> 
     counts = ipp_check.task_counts(str(tmp_path / "tasks.db"))
     assert counts == {"exists": True, "running": 1, "queued": 1, "completed": 2, "failed": 1}
     assert ipp_check.task_counts(str(tmp_path / "none.db"))["exists"] is False
+
+
 def test_the_engines_versions_are_compared_with_this_venv(cluster: dict[str, str]) -> None:
     code, report = check(cluster, "--expect", "2", "--versions", "--timeout", "120")
     assert code == 0, report

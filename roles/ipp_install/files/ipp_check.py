@@ -28,8 +28,8 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import re
+import signal
 import socket
 import sqlite3
 import sys
