@@ -70,6 +70,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,20 @@ class SQLiteDB(UpstreamSQLiteDB):  # type: ignore[misc]
 upstream_handle_new_heart = Hub.handle_new_heart
 
 
+#: The recovery events, in the task database beside ipyparallel's table (ipp-metrics counts them).
+EVENT_TABLE = "ipp_events"
+
+
+def record_event(hub: Hub, kind: str, detail: str) -> None:
+    """Note a recovery event (a controller start, an engine stopped, a task run again or not)."""
+    db = getattr(hub.db, "_db", None)
+    if not isinstance(db, sqlite3.Connection):
+        return
+    db.execute(f"CREATE TABLE IF NOT EXISTS {EVENT_TABLE} (time REAL NOT NULL, kind TEXT NOT NULL, detail TEXT)")
+    db.execute(f"INSERT INTO {EVENT_TABLE} (time, kind, detail) VALUES (?, ?, ?)", (time.time(), kind, detail))
+    db.commit()
+
+
 def handle_new_heart(hub: Hub, heart: bytes) -> None:
     """A heart beats: finish its registration, or stop the engine if it belongs to none."""
     stop_stranded_engine(hub, heart)
@@ -166,6 +181,7 @@ def stop_stranded_engine(hub: Hub, heart: bytes, attempt: int = 1) -> None:
         return
     if attempt == 1:
         hub.log.warning("engine %s belongs to a previous controller: asking it to restart", heart)
+        record_event(hub, "engine_stopped", heart.decode("utf-8", "replace"))
     sig = "SIGTERM" if attempt <= STOP_TERM_ATTEMPTS else "SIGKILL"
     hub.session.send(control_stream(hub), "signal_request", content={"sig": sig}, ident=[heart])
     if attempt < STOP_ATTEMPTS:
@@ -366,9 +382,11 @@ def rerun_unfinished(hub: Hub) -> dict[str, int]:
                 # Forget its engine first: the hub keeps fields a request does not name.
                 hub.db.update_record(msg_id, {"engine_uuid": None, "started": None})
                 hub.session.send(hub.resubmit, request_message(record), buffers=record["buffers"] or [])
+                record_event(hub, "task_rerun", msg_id)
                 done["rerun"] += 1
                 continue
         hub.db.update_record(msg_id, failure_record(hub.session.session, reason))
+        record_event(hub, "task_given_up", msg_id)
         hub.log.warning("%s", reason)
         done["failed"] += 1
     hub.log.warning("unfinished tasks of earlier controllers: %(rerun)d run again, %(failed)d failed", done)
@@ -396,6 +414,7 @@ def remember_completed(hub: Hub) -> int:
 
 def recover_tasks(hub: Hub) -> None:
     """What a new hub must know of the tasks of earlier controllers (those failed here too)."""
+    record_event(hub, "controller_start", f"pid {os.getpid()}")
     rerun_unfinished(hub)
     remember_completed(hub)
 
