@@ -7,6 +7,7 @@ cluster did: engines per host, tasks completed and failed, a controller killed a
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from cluster import Cluster
 from conftest import ROLES
+from ipyparallel.controller.sqlitedb import SQLiteDB
 
 sys.path.insert(0, str(ROLES / "ipp_metrics" / "files"))
 
@@ -111,6 +113,48 @@ def test_throughput_is_tasks_per_minute_between_samples() -> None:
     after = ipp_metrics.Sample(time=30, up=True, completed=40)
     assert ipp_metrics.throughput(before, after) == 60
     assert ipp_metrics.throughput(before, ipp_metrics.Sample(time=30, up=False)) is None
+
+
+def add_task(db: SQLiteDB, msg_id: str, status: str | None) -> None:
+    """A task as the hub records it: submitted, then (status not None) its result."""
+    db.add_record(msg_id, {"msg_id": msg_id, "header": {"msg_id": msg_id}, "submitted": datetime.datetime.now()})
+    if status is not None:
+        finish_task(db, msg_id, status)
+
+
+def finish_task(db: SQLiteDB, msg_id: str, status: str) -> None:
+    content = {"status": status, "ename": "ValueError", "evalue": msg_id} if status == "error" else {"status": status}
+    db.update_record(msg_id, {"completed": datetime.datetime.now(), "result_content": content})
+    db._db.commit()
+
+
+def test_the_task_database_is_read_incrementally_and_counts_each_task_once(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    db = SQLiteDB(location=str(tmp_path), filename=path.name)
+    for index in range(5):
+        add_task(db, f"done-{index}", "ok")
+    add_task(db, "broken", "error")
+    add_task(db, "running", None)
+    db._db.commit()
+    reader = ipp_metrics.TaskDB(path, failures=10)
+    sample = ipp_metrics.Sample(time=0)
+    reader.read(sample)
+    assert (sample.completed, sample.failed, sample.pending) == (6, 1, 1)
+    assert [item["msg_id"] for item in sample.recent_failures] == ["broken"]
+    finish_task(db, "running", "error")
+    add_task(db, "later", "ok")
+    for _ in range(2):  # reading again counts nothing twice
+        reader.read(sample)
+        assert (sample.completed, sample.failed, sample.pending) == (8, 2, 0)
+    assert [item["msg_id"] for item in sample.recent_failures] == ["running", "broken"]
+    db._db.close()
+    for leftover in tmp_path.glob("tasks.db*"):
+        leftover.unlink()
+    db = SQLiteDB(location=str(tmp_path), filename=path.name)  # uninstalled and made again
+    add_task(db, "new", "ok")
+    db._db.commit()
+    reader.read(sample)
+    assert (sample.completed, sample.failed, sample.pending) == (1, 0, 0)
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -180,49 +180,94 @@ def expected_engines(profile_dir: Path) -> dict[str, int]:
     return {str(host): int(count) for host, count in dict(engines).items()}
 
 
-def db_figures(path: Path, sample: Sample, failures: int) -> None:
-    """Task totals, recent failures and recovery events, from the task database (read-only)."""
-    files = [path, path.with_name(path.name + "-wal")]
-    sample.db_bytes = sum(file.stat().st_size for file in files if file.exists())
-    if not path.exists():
-        return
-    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1)) as db:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if TASK_TABLE in tables:
-            row = db.execute(
-                "SELECT COALESCE(SUM(completed IS NOT NULL), 0),"
-                " COALESCE(SUM(completed IS NOT NULL AND json_extract(result_content, '$.status') != 'ok'), 0),"
-                " COALESCE(SUM(completed IS NULL AND resubmitted IS NULL), 0)"
-                f' FROM "{TASK_TABLE}"'
-            ).fetchone()
-            sample.completed, sample.failed, sample.pending = (int(value) for value in row)
-            sample.recent_failures = [
-                {
-                    "completed": str(completed),
-                    "msg_id": str(msg_id),
-                    "error": f"{ename or 'error'}: {evalue or ''}".strip(),
-                }
-                for msg_id, completed, ename, evalue in db.execute(
-                    "SELECT msg_id, completed, json_extract(result_content, '$.ename'),"
-                    " json_extract(result_content, '$.evalue')"
-                    f' FROM "{TASK_TABLE}" WHERE completed IS NOT NULL'
-                    " AND json_extract(result_content, '$.status') != 'ok'"
-                    " ORDER BY completed DESC LIMIT ?",
-                    (failures,),
-                )
-            ]
-        if EVENT_TABLE in tables:
-            sample.events = {kind: 0 for kind in EVENT_KINDS}
-            for kind, count in db.execute(f"SELECT kind, COUNT(*) FROM {EVENT_TABLE} GROUP BY kind"):
-                sample.events[str(kind)] = int(count)
-            start = db.execute(f"SELECT MAX(time) FROM {EVENT_TABLE} WHERE kind = 'controller_start'").fetchone()
-            sample.controller_start = float(start[0]) if start and start[0] is not None else None
-            sample.recent_events = [
-                {"time": format_time(float(when)), "event": str(kind), "detail": str(detail)}
-                for when, kind, detail in db.execute(
-                    f"SELECT time, kind, detail FROM {EVENT_TABLE} ORDER BY time DESC LIMIT ?", (failures,)
-                )
-            ]
+#: SQLite refuses statements with more variables than this (999 before 3.32).
+CHUNK = 500
+
+
+def chunks(items: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+class TaskDB:
+    """The task database, read-only and incrementally: each read looks at the rows added since
+    the last one and at the rows that had no result then, not at the whole table (whose rows
+    keep their rowid: the hub inserts each task once and updates it)."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        self.path = path
+        self.failures = failures
+        self.reset()
+
+    def reset(self) -> None:
+        self.last_rowid = 0
+        self.completed = 0
+        self.failed = 0
+        self.open: set[int] = set()
+        self.recent: deque[dict[str, str]] = deque(maxlen=self.failures)
+
+    def read(self, sample: Sample) -> None:
+        """Task totals, recent failures and recovery events into `sample`."""
+        files = [self.path, self.path.with_name(self.path.name + "-wal")]
+        sample.db_bytes = sum(file.stat().st_size for file in files if file.exists())
+        if not self.path.exists():
+            self.reset()
+            return
+        with contextlib.closing(sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=1)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if TASK_TABLE in tables:
+                self.read_tasks(db)
+            if EVENT_TABLE in tables:
+                read_events(db, sample, self.failures)
+        sample.completed, sample.failed, sample.pending = self.completed, self.failed, len(self.open)
+        sample.recent_failures = list(reversed(self.recent))
+
+    def read_tasks(self, db: sqlite3.Connection) -> None:
+        columns = (
+            "SELECT rowid, completed IS NOT NULL, resubmitted IS NOT NULL,"
+            f" json_extract(result_content, '$.status') FROM \"{TASK_TABLE}\""
+        )
+        top = int(db.execute(f'SELECT COALESCE(MAX(rowid), 0) FROM "{TASK_TABLE}"').fetchone()[0])
+        if top < self.last_rowid:
+            self.reset()  # a new table (the database was deleted and made again)
+        rows = list(db.execute(f"{columns} WHERE rowid > ?", (self.last_rowid,)))
+        for part in chunks(sorted(self.open)):
+            rows += db.execute(f"{columns} WHERE rowid IN ({','.join('?' * len(part))})", part)
+        self.last_rowid = max(top, self.last_rowid)
+        failed: list[int] = []
+        for rowid, done, resubmitted, status in rows:
+            self.open.discard(rowid)
+            if done:
+                self.completed += 1
+                if status != "ok":
+                    self.failed += 1
+                    failed.append(rowid)
+            elif not resubmitted:  # upstream's resubmit runs it under a new id, in a new row
+                self.open.add(rowid)
+        for part in chunks(failed):
+            for msg_id, completed, ename, evalue in db.execute(
+                "SELECT msg_id, completed, json_extract(result_content, '$.ename'),"
+                f" json_extract(result_content, '$.evalue') FROM \"{TASK_TABLE}\""
+                f" WHERE rowid IN ({','.join('?' * len(part))}) ORDER BY completed",
+                part,
+            ):
+                error = f"{ename or 'error'}: {evalue or ''}".strip()
+                self.recent.append({"completed": str(completed), "msg_id": str(msg_id), "error": error})
+
+
+def read_events(db: sqlite3.Connection, sample: Sample, last: int) -> None:
+    """ipp_recovery's events: counts by kind, the last controller start, the latest ones."""
+    sample.events = {kind: 0 for kind in EVENT_KINDS}
+    for kind, count in db.execute(f"SELECT kind, COUNT(*) FROM {EVENT_TABLE} GROUP BY kind"):
+        sample.events[str(kind)] = int(count)
+    start = db.execute(f"SELECT MAX(time) FROM {EVENT_TABLE} WHERE kind = 'controller_start'").fetchone()
+    sample.controller_start = float(start[0]) if start and start[0] is not None else None
+    sample.recent_events = [
+        {"time": format_time(float(when)), "event": str(kind), "detail": str(detail)}
+        for when, kind, detail in db.execute(
+            f"SELECT time, kind, detail FROM {EVENT_TABLE} ORDER BY time DESC LIMIT ?", (last,)
+        )
+    ]
 
 
 def format_time(when: float) -> str:
@@ -272,15 +317,21 @@ class Monitor:
         self.hub = hub or Hub(settings)
         self.history: deque[Sample] = deque(maxlen=max(2, math.ceil(settings.history / settings.interval)))
         self.lock = threading.Lock()
+        self.sampling = threading.Lock()  # one sample at a time (the task counts add up)
         self.stopped = threading.Event()
         self.versions = versions()
+        self.task_db = TaskDB(settings.task_db, settings.failures)
 
     def take(self) -> Sample:
+        with self.sampling:
+            return self.take_one()
+
+    def take_one(self) -> Sample:
         started = time.monotonic()
         sample = Sample(time=time.time())
         steps: list[tuple[str, Callable[[], None]]] = [
             ("controller", lambda: self.hub.sample(sample)),
-            ("task database", lambda: db_figures(self.settings.task_db, sample, self.settings.failures)),
+            ("task database", lambda: self.task_db.read(sample)),
             ("profile", lambda: setattr(sample, "expected", expected_engines(self.settings.profile_dir))),
         ]
         for name, step in steps:
