@@ -1,8 +1,9 @@
-"""ipcontroller with work-arounds for five ipyparallel 9 defects that break restarts.
+"""ipcontroller with five work-arounds for eight ipyparallel 9 defects that break restarts.
 
 Installed by the ipp_controller role into the cluster's virtual environment and run by
 ipp-controller.service as ``python -m ipp_recovery`` with ipcontroller's own arguments.
-Remove it when upstream fixes these defects.
+Remove it when upstream fixes these defects.  Work-around 1 covers two defects and 5 covers
+three; docs/upstream-defects.md has a reproduction of each.
 
 1. Results survive a restart.  ``SQLiteDB._check_table`` compares the column types SQLite
    reports with its own spelling, case-sensitively.  SQLite 3.40 reports them in another case,
@@ -10,11 +11,11 @@ Remove it when upstream fixes these defects.
    ``_2`` ...) and results stored before the restart can no longer be fetched
    (``KeyError: 'No such message'``).  :class:`SQLiteDB` compares without case.  Upstream
    also commits only every 2 s, so a crash lost the results of the last seconds (measured: 156
-   of 1500); :class:`SQLiteDB` commits each record, in WAL mode with ``synchronous=NORMAL``
-   with ``FULL`` by default (an fsync per commit: a power loss takes nothing committed), or
-   ``NORMAL`` (``c.SQLiteDB.synchronous``: safe against a crash of the process; a power loss
-   can take the records written since the last checkpoint).  The
-   profile selects it with ``c.IPController.db_class = "ipp_recovery.SQLiteDB"``.
+   of 1500); :class:`SQLiteDB` commits each record, in WAL mode, with SQLite's ``synchronous``
+   from ``c.SQLiteDB.synchronous``: ``FULL`` by default (an fsync per commit: a power loss
+   takes nothing committed), or ``NORMAL`` (safe against a crash of the process; a power loss
+   can take the records written since the last checkpoint).  The profile selects it with
+   ``c.IPController.db_class = "ipp_recovery.SQLiteDB"``.
 
 2. Engines come back after a restart.  A new controller has never heard of the engines of the
    previous one.  Their hearts still answer its pings, so they never exit, and it ignores them:
