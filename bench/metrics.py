@@ -235,19 +235,25 @@ def task_rate(metrics: bool, tasks: int) -> float:
         return tasks / float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
 
-def summary(rates: list[dict[str, Any]]) -> dict[str, float]:
+def summary(rates: list[dict[str, Any]]) -> dict[str, Any]:
     def med(metrics: bool) -> float:
         return float(statistics.median(r["rate"] for r in rates if r["metrics"] is metrics))
 
+    def spread(metrics: bool) -> str:
+        values = [r["rate"] for r in rates if r["metrics"] is metrics]
+        return f"{min(values):.0f}-{max(values):.0f}"
+
     without, with_service = med(False), med(True)
     return {
+        "spread_without": spread(False),
+        "spread_with": spread(True),
         "rate_without": round(without, 1),
         "rate_with": round(with_service, 1),
         "with_over_without": round(with_service / without, 3),
     }
 
 
-def markdown(scaled: dict[str, float], rates: dict[str, float], args: argparse.Namespace) -> str:
+def markdown(scaled: dict[str, float], rates: dict[str, Any], args: argparse.Namespace) -> str:
     ms = {key: f"{value * 1000:.1f} ms" for key, value in scaled.items() if key.endswith("_s")}
     return "\n".join(
         [
@@ -275,6 +281,10 @@ def markdown(scaled: dict[str, float], rates: dict[str, float], args: argparse.N
             f"| tasks/s without the service | {rates['rate_without']} |",
             f"| tasks/s with it, sampling every second | {rates['rate_with']} |",
             f"| with / without | {rates['with_over_without']} |",
+            f"| spread over the rounds, without / with | {rates['spread_without']} / {rates['spread_with']} tasks/s |",
+            "",
+            "A ratio inside the rounds' spread is no measurable difference: the sample's own cost",
+            "(above) is what the service adds, once per interval.",
             "",
         ]
     )
