@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ipyparallel.controller.sqlitedb import SQLiteDB
-from task_db import free_ports
+from task_db import CLIENT, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 RECOVERY_DIR = ROOT / "roles" / "ipp_controller" / "files"
@@ -52,28 +52,6 @@ ENGINES_AT_SCALE = 64
 HOSTS_AT_SCALE = 8
 #: One failed task in this many.
 FAILING_EVERY = 50
-
-CLIENT = """
-import json, sys, time
-import ipyparallel as ipp
-profile, tasks = sys.argv[1], int(sys.argv[2])
-deadline = time.monotonic() + 120
-while True:
-    try:
-        client = ipp.Client(profile_dir=profile, timeout=5)
-        if len(client.ids) >= 2:
-            break
-        client.close()
-    except Exception:
-        if time.monotonic() > deadline:
-            raise
-    time.sleep(0.5)
-view = client.load_balanced_view()
-view.map_sync(lambda x: x, range(20))  # warm up
-started = time.monotonic()
-view.map_sync(lambda x: x * x, range(tasks))
-print(json.dumps({"seconds": time.monotonic() - started}))
-"""
 
 
 def task_db(path: Path) -> SQLiteDB:
