@@ -310,6 +310,8 @@ def markdown(figures: dict[str, Any], rounds: list[dict[str, Any]], args: argpar
             f" nice {held['defaults']['nice']}). Busy: every engine of the host spins (a DirectView job from"
             f" {CONTROLLER}, as `{IPP_USER}`).",
             f"Throughput: {args.tasks} tasks of {TASK_LOOPS:,} additions through a LoadBalancedView, host idle.",
+            "Each round first switches the setting: `site.yml --tags ipp_engine -e ipp_resource_control=...`"
+            " (the slice and the engine unit rewritten, the engines restarted).",
             "",
             "| | defaults (`ipp_resource_control: true`) | none (`false`) |",
             "| --- | --- | --- |",
