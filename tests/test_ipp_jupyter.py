@@ -34,19 +34,35 @@ MODULES = os.pathsep.join(str(ROLES / role / "files") for role in ("ipp_install"
 HOSTS = {"node-a": 1, "node-b": 1}
 
 
-def render_ipcluster_config(hosts: dict[str, int]) -> str:
-    """Role ipp_profile's ipcluster_config.py for these engine hosts, as Ansible renders it."""
-    template = (ROLES / "ipp_profile" / "templates" / "ipcluster_config.py.j2").read_text()
-    variables = {
-        "ansible_managed": "Ansible managed",
-        "ipp_profile": "cluster",
-        "_ipp_profile_engine_counts": hosts,
-        "ipp_venv_python": sys.executable,
-        "ipp_shared_home": True,
-        "ipp_profile_cluster_extra_config": "",
-    }
-    rendered: str = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(template))
+def render(role: str, template: str, **variables: object) -> str:
+    """One of the roles' templates, as Ansible renders it."""
+    text = (ROLES / role / "templates" / template).read_text()
+    templar = Templar(loader=DataLoader(), variables={"ansible_managed": "Ansible managed", **variables})
+    rendered: str = templar.template(trust_as_template(text))
     return rendered
+
+
+def render_ipcluster_config(hosts: dict[str, int]) -> str:
+    """Role ipp_profile's ipcluster_config.py for these engine hosts."""
+    return render(
+        "ipp_profile",
+        "ipcluster_config.py.j2",
+        ipp_profile="cluster",
+        _ipp_profile_engine_counts=hosts,
+        ipp_venv_python=sys.executable,
+        ipp_shared_home=True,
+        ipp_profile_cluster_extra_config="",
+    )
+
+
+def shadow_profile(directory: Path, client: str) -> Path:
+    """A shadow profile as role ipp_workstation writes it: the client file, ipcluster_config.py."""
+    (directory / "security").mkdir(parents=True)
+    (directory / "security" / "ipcontroller-client.json").write_text(client)
+    (directory / "ipcluster_config.py").write_text(
+        render("ipp_workstation", "ipcluster_config.py.j2", ipp_shadow_profile="shadow", ipp_controller_location="cl-0")
+    )
+    return directory
 
 
 def env() -> dict[str, str]:
@@ -148,9 +164,7 @@ def test_in_tunnel_mode_the_panels_code_connects_with_paramiko(
     ipython: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     controller = Path(write(ipython / "profile_cluster", "--controller-host", "cl-0")["path"])
-    shadow = tmp_path / "profile_shadow"
-    (shadow / "security").mkdir(parents=True)
-    (shadow / "security" / "ipcontroller-client.json").write_text('{"ssh": "alice@cl-0"}')
+    shadow = shadow_profile(tmp_path / "profile_shadow", '{"ssh": "alice@cl-0"}')
     path = write(shadow, "--copy-of", "-", "--paramiko", stdin=controller.read_text())["path"]
     seen: dict[str, Any] = {}
     monkeypatch.setattr(ipp, "Client", lambda info, **kwargs: seen.update(info=info, **kwargs))
@@ -250,6 +264,25 @@ def test_ipcluster_start_exits_with_the_reason_while_the_controller_runs(ipython
     assert "refused: one is running" in output and "ansible-playbook stop.yml" in output
 
 
+def test_a_shadow_profile_starts_no_controller_over_the_clusters_file(ipython: Path) -> None:
+    shadow = shadow_profile(ipython / "profile_shadow", '{"location": "cl-0"}')
+    manager = ClusterManager()
+    _, new = manager.new_cluster(profile="shadow", cluster_id="")  # the panel's NEW, profile "shadow"
+    with pytest.raises(ipp_jupyter.Refused, match="it is a shadow profile"):
+        new.start_cluster_sync()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ipcluster"), "start", "--profile=shadow"],
+        capture_output=True,
+        text=True,
+        env={**env(), "IPYTHONDIR": str(ipython)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 10, (done.stdout + done.stderr)[-2000:]
+    assert sorted(p.name for p in (shadow / "security").iterdir()) == ["ipcontroller-client.json"]
+    assert (shadow / "security" / "ipcontroller-client.json").read_text() == '{"location": "cl-0"}'
+
+
 def test_without_a_running_controller_the_guard_launches_ipp_recovery(ipython: Path) -> None:
     cluster = ipp.Cluster(profile="cluster", cluster_id="x", shutdown_atexit=False)
     launcher = cluster.controller_launcher_class(parent=cluster, profile_dir=cluster.profile_dir)
@@ -301,10 +334,8 @@ def test_from_file_gives_a_client_of_both_engines_and_ipp_client_agrees(deployed
 
 def test_a_shadow_profile_with_the_client_file_alone_connects(deployed: tuple[Cluster, Path], tmp_path: Path) -> None:
     _, ipython = deployed
-    shadow = tmp_path / "profile_shadow"
-    (shadow / "security").mkdir(parents=True)
     security = ipython / "profile_cluster" / "security"
-    (shadow / "security" / "ipcontroller-client.json").write_text((security / "ipcontroller-client.json").read_text())
+    shadow = shadow_profile(tmp_path / "profile_shadow", (security / "ipcontroller-client.json").read_text())
     path = write(shadow, "--copy-of", str(security / "cluster-systemd.json"))["path"]
     client = ipp.Cluster.from_file(path).connect_client_sync()  # the panel's code
     try:
@@ -312,6 +343,16 @@ def test_a_shadow_profile_with_the_client_file_alone_connects(deployed: tuple[Cl
         assert len(client.ids) == 2
     finally:
         client.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "ipp_jupyter", "check", "--profile-dir", str(shadow), "--guard"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert "it is a shadow profile" in json.loads(done.stdout)["refused"]["second_controller"]
 
 
 def test_the_check_the_scenarios_run_passes(deployed: tuple[Cluster, Path]) -> None:

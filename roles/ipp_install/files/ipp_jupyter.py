@@ -19,6 +19,8 @@ units, not processes of an ``ipcluster``, so this module describes them with cla
   ``ipcluster start`` and the panel's new clusters on the deployed profile refuse while its
   controller runs (its unit is active here, or its registration port answers), and start the
   controller as before when it does not (the tutorial's way, after ``stop.yml``).
+  :class:`ShadowControllerLauncher`, named by a workstation's shadow profile, always refuses:
+  a controller there would write over the cluster's connection file.
 
 :class:`Refused` is a tornado ``HTTPError`` (409): the Jupyter server's API handlers show the
 message of such an error to the panel's user, and nothing else ("Unhandled error").
@@ -259,6 +261,23 @@ def running_controller(profile_dir: str, unit: str = CONTROLLER_UNIT, timeout: f
         return None
 
 
+def refuse_start(launcher: ControllerLauncher, message: str) -> Refused:
+    """Refuse a controller launcher's start: the error to raise (``ipcluster start`` exits)."""
+    # Not started: the Cluster must not count it as running, nor stop it later. No stop
+    # notification either: that would remove the starting cluster's file, which may be
+    # another cluster's of the same id.
+    launcher.state = "after"
+    parent = launcher.parent
+    while parent is not None:
+        if isinstance(parent, IPClusterStart):
+            # `ipcluster start` would log the error of its callback and wait for ever: exit as
+            # it does when its own cluster file says the cluster is already running.
+            parent.log.critical(message)
+            parent.exit(ALREADY_STARTED)
+        parent = getattr(parent, "parent", None)
+    return Refused(message)
+
+
 class GuardedControllerLauncher(LocalControllerLauncher):  # type: ignore[misc]
     """``ipcluster``'s controller for the deployed profile: refused while the deployed one runs."""
 
@@ -272,33 +291,34 @@ class GuardedControllerLauncher(LocalControllerLauncher):  # type: ignore[misc]
         if reason is None:
             super().start()
             return
-        # Not started: the Cluster must not count it as running, nor stop it later. No stop
-        # notification either: that would remove the starting cluster's file, which may be
-        # another cluster's of the same id.
-        self.state = "after"
-        message = (
+        raise refuse_start(
+            self,
             f"Starting a controller of profile {self.profile_dir} refused: one is running ({reason}), "
             "and a second one would collide with it on its ports, connection files and task database. "
             f"Connect to it instead: ipp.Cluster.from_file(profile_dir={self.profile_dir!r}, "
             f"cluster_id={CLUSTER_ID!r}).connect_client_sync(). To run the profile with ipcluster, "
-            "stop the deployed cluster first (`ansible-playbook stop.yml`)."
+            "stop the deployed cluster first (`ansible-playbook stop.yml`).",
         )
-        app = self._ipcluster_start()
-        if app is not None:
-            # `ipcluster start` would log the error of its callback and wait for ever: exit
-            # as it does when its own cluster file says the cluster is already running.
-            app.log.critical(message)
-            app.exit(ALREADY_STARTED)
-        raise Refused(message)
 
-    def _ipcluster_start(self) -> IPClusterStart | None:
-        """The `ipcluster start` command this launcher runs in, if any (its Cluster's parent)."""
-        parent = self.parent
-        while parent is not None:
-            if isinstance(parent, IPClusterStart):
-                return parent
-            parent = getattr(parent, "parent", None)
-        return None
+
+class ShadowControllerLauncher(ControllerLauncher):  # type: ignore[misc]
+    """A workstation's shadow profile: never a controller of its own.
+
+    Its ``ipcontroller-client.json`` is the cluster's: a controller started here would write
+    its own over it (ipcluster's default cluster id is ""), and remove it when it stops.
+    """
+
+    entrypoint_name = f"{MODULE}.ShadowControllerLauncher"
+
+    def start(self) -> None:
+        raise refuse_start(
+            self,
+            f"Starting a controller of profile {self.profile_dir} refused: it is a shadow profile, whose "
+            "ipcontroller-client.json is the deployed cluster's, and a controller here would write its own "
+            f"over it. Connect to the cluster: ipp.Cluster.from_file(profile_dir={self.profile_dir!r}, "
+            f"cluster_id={CLUSTER_ID!r}).connect_client_sync(). For a cluster on this machine, use "
+            "another profile (e.g. default).",
+        )
 
 
 # ----- the cluster file -----
