@@ -339,7 +339,8 @@ def lab_stop() -> None:
             if time.monotonic() > deadline:
                 on_host(host, f"pkill -KILL -u {USER} -f ipyparallel || true")
             time.sleep(0.5)
-    on_host(LAB_CONTROLLER, f"rm -f ~{USER}/.ipython/profile_cluster/security/cluster-*.json")
+    # ipcluster's own file (cluster id ""); the deployment's cluster-systemd.json stays.
+    on_host(LAB_CONTROLLER, f"rm -f ~{USER}/.ipython/profile_cluster/security/cluster-.json")
 
 
 def timed_startup(start: Sequence[Sequence[str]]) -> float:
