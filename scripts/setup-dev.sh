@@ -16,6 +16,10 @@ need=()
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
+# The tunnel scenario sets a route inside a host's network namespace (nsenter, ip).
+command -v ip >/dev/null || need+=(iproute2)
+# The dashboard's browser test (molecule/resources/metrics.yml): headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   echo "setup-dev: installing ${need[*]}"
   apt-get update -qq

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Print the README's variable table from the roles' meta/argument_specs.yml.
+"""Print the variable table of docs/variables.md from the roles' meta/argument_specs.yml.
 
-`scripts/vars_table.py --check README.md` exits 1 when the README's table (between the
-markers) differs from the specs; `--write README.md` replaces it.
+`scripts/vars_table.py --check docs/variables.md` exits 1 when the file's table (between the
+markers) differs from the specs; `--write docs/variables.md` replaces it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-BEGIN = "<!-- BEGIN VARIABLES (scripts/vars_table.py --write README.md) -->"
+BEGIN = "<!-- BEGIN VARIABLES (scripts/vars_table.py --write docs/variables.md) -->"
 END = "<!-- END VARIABLES -->"
 # The order a reader meets the roles in.
 ROLES = ["ipp", "ipp_install", "ipp_profile", "ipp_controller", "ipp_engine", "ipp_verify"]
@@ -52,20 +52,23 @@ def table(roles_dir: Path = ROOT / "roles") -> str:
     return "\n".join(lines)
 
 
-def replace_table(readme: str, new_table: str) -> str:
-    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    return readme[:start] + "\n" + new_table + "\n" + readme[end:]
+def replace_table(text: str, new_table: str) -> str:
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[:start] + "\n" + new_table + "\n" + text[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--check", type=Path, metavar="README")
-    group.add_argument("--write", type=Path, metavar="README")
+    group.add_argument("--check", type=Path, metavar="FILE")
+    group.add_argument("--write", type=Path, metavar="FILE")
     args = parser.parse_args(argv)
     if args.check or args.write:
         path: Path = args.check or args.write
         text = path.read_text()
+        if BEGIN not in text or END not in text:
+            print(f"{path}: no variable table here (its markers are in docs/variables.md)")
+            return 1
         updated = replace_table(text, table())
         if args.write:
             path.write_text(updated)

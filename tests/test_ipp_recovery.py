@@ -6,12 +6,8 @@ database, and engines that are started again whenever they exit (systemd's Resta
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +18,12 @@ from typing import Any
 
 import pytest
 import zmq
-from conftest import ROLES
+from cluster import MODULE_DIR, Cluster
 
-MODULE_DIR = ROLES / "ipp_controller" / "files"
 sys.path.insert(0, str(MODULE_DIR))
 
-import ipp_recovery  # noqa: E402
+import ipp_recovery
 
-BIN = Path(sys.executable).parent
 ENGINES = 2
 TASKS = 1100  # more than the 1024 results upstream's in-memory store keeps
 
@@ -65,94 +59,6 @@ def test_a_damaged_curve_pair_does_not_fit() -> None:
     named: list[dict[str, Any] | None] = [{"curve_serverkey": public}] * 2
     for damaged in ("", "S" * 40, secret[:39], "é" * 40, other_secret):
         assert not ipp_recovery.curve_pair_fits({"public": public, "secret": damaged}, named), damaged
-
-
-def free_port_range(size: int) -> tuple[int, int]:
-    """A run of `size` ports nothing listens on, for the controller's port pool."""
-    for start in range(21101, 30000, size):
-        for port in range(start, start + size):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-        else:
-            return start, start + size - 1
-    pytest.fail("no free port range")
-
-
-class Cluster:
-    """A controller run like ipp-controller.service and engines restarted like ipp-engine@."""
-
-    def __init__(self, root: Path, curve: bool = False) -> None:
-        self.curve = curve
-        self.profile = root / "profile"
-        self.profile.mkdir()
-        self.log = root / "controller.log"
-        self.running = root / "running"
-        self.running.touch()
-        low, high = free_port_range(20)
-        (self.profile / "ipcontroller_config.py").write_text(
-            "c = get_config()\n"
-            "c.IPController.reuse_files = True\n"
-            "c.IPController.ip = '127.0.0.1'\n"
-            f"c.IPController.ports = list(range({low}, {high + 1}))\n"
-            "c.IPController.db_class = 'ipp_recovery.SQLiteDB'\n"
-            f"c.SQLiteDB.location = {str(root)!r}\n"
-            f"c.IPController.enable_curve = {curve}\n"
-        )
-        self.env = {**os.environ, "PYTHONPATH": str(MODULE_DIR), "PYTHONWARNINGS": "ignore"}
-        self.controller: subprocess.Popen[bytes] | None = None
-        engine_loop = f'while test -e {self.running}; do "{BIN}/ipengine" --profile-dir={self.profile}; sleep 1; done'
-        self.engines = [
-            subprocess.Popen(
-                ["sh", "-c", engine_loop],
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            for _ in range(ENGINES)
-        ]
-
-    def start_controller(self) -> None:
-        with self.log.open("a") as log:
-            self.controller = subprocess.Popen(
-                [sys.executable, "-m", "ipp_recovery", f"--profile-dir={self.profile}"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        # Its process group, for a task that kills its controller (the poison test).
-        (self.profile / "controller.pgid").write_text(str(self.controller.pid))
-
-    def controller_died(self, within: float) -> bool:
-        """Whether the controller exits within `within` seconds (it is reaped then)."""
-        assert self.controller is not None
-        try:
-            self.controller.wait(timeout=within)
-        except subprocess.TimeoutExpired:
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.controller.pid, signal.SIGKILL)  # its schedulers
-        return True
-
-    def kill_controller(self) -> None:
-        """SIGKILL the controller and its schedulers, as systemd's control-group kill does."""
-        assert self.controller is not None
-        os.killpg(self.controller.pid, signal.SIGKILL)
-        self.controller.wait(timeout=10)
-
-    def stop(self) -> None:
-        self.running.unlink(missing_ok=True)
-        processes = [*self.engines, *([self.controller] if self.controller else [])]
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
 
 
 def client_script(cluster: Cluster, code: str, timeout: float = 240) -> dict[str, object]:

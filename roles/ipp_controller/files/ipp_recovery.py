@@ -1,8 +1,9 @@
-"""ipcontroller with work-arounds for five ipyparallel 9 defects that break restarts.
+"""ipcontroller with five work-arounds for eight ipyparallel 9 defects that break restarts.
 
 Installed by the ipp_controller role into the cluster's virtual environment and run by
 ipp-controller.service as ``python -m ipp_recovery`` with ipcontroller's own arguments.
-Remove it when upstream fixes these defects.
+Remove it when upstream fixes these defects.  Work-around 1 covers two defects and 5 covers
+three; docs/upstream-defects.md has a reproduction of each.
 
 1. Results survive a restart.  ``SQLiteDB._check_table`` compares the column types SQLite
    reports with its own spelling, case-sensitively.  SQLite 3.40 reports them in another case,
@@ -10,11 +11,11 @@ Remove it when upstream fixes these defects.
    ``_2`` ...) and results stored before the restart can no longer be fetched
    (``KeyError: 'No such message'``).  :class:`SQLiteDB` compares without case.  Upstream
    also commits only every 2 s, so a crash lost the results of the last seconds (measured: 156
-   of 1500); :class:`SQLiteDB` commits each record, in WAL mode with ``synchronous=NORMAL``
-   with ``FULL`` by default (an fsync per commit: a power loss takes nothing committed), or
-   ``NORMAL`` (``c.SQLiteDB.synchronous``: safe against a crash of the process; a power loss
-   can take the records written since the last checkpoint).  The
-   profile selects it with ``c.IPController.db_class = "ipp_recovery.SQLiteDB"``.
+   of 1500); :class:`SQLiteDB` commits each record, in WAL mode, with SQLite's ``synchronous``
+   from ``c.SQLiteDB.synchronous``: ``FULL`` by default (an fsync per commit: a power loss
+   takes nothing committed), or ``NORMAL`` (safe against a crash of the process; a power loss
+   can take the records written since the last checkpoint).  The profile selects it with
+   ``c.IPController.db_class = "ipp_recovery.SQLiteDB"``.
 
 2. Engines come back after a restart.  A new controller has never heard of the engines of the
    previous one.  Their hearts still answer its pings, so they never exit, and it ignores them:
@@ -70,6 +71,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,20 @@ class SQLiteDB(UpstreamSQLiteDB):  # type: ignore[misc]
 upstream_handle_new_heart = Hub.handle_new_heart
 
 
+#: The recovery events, in the task database beside ipyparallel's table (ipp-metrics counts them).
+EVENT_TABLE = "ipp_events"
+
+
+def record_event(hub: Hub, kind: str, detail: str) -> None:
+    """Note a recovery event (a controller start, an engine stopped, a task run again or not)."""
+    db = getattr(hub.db, "_db", None)
+    if not isinstance(db, sqlite3.Connection):
+        return
+    db.execute(f"CREATE TABLE IF NOT EXISTS {EVENT_TABLE} (time REAL NOT NULL, kind TEXT NOT NULL, detail TEXT)")
+    db.execute(f"INSERT INTO {EVENT_TABLE} (time, kind, detail) VALUES (?, ?, ?)", (time.time(), kind, detail))
+    db.commit()
+
+
 def handle_new_heart(hub: Hub, heart: bytes) -> None:
     """A heart beats: finish its registration, or stop the engine if it belongs to none."""
     stop_stranded_engine(hub, heart)
@@ -166,6 +182,7 @@ def stop_stranded_engine(hub: Hub, heart: bytes, attempt: int = 1) -> None:
         return
     if attempt == 1:
         hub.log.warning("engine %s belongs to a previous controller: asking it to restart", heart)
+        record_event(hub, "engine_stopped", heart.decode("utf-8", "replace"))
     sig = "SIGTERM" if attempt <= STOP_TERM_ATTEMPTS else "SIGKILL"
     hub.session.send(control_stream(hub), "signal_request", content={"sig": sig}, ident=[heart])
     if attempt < STOP_ATTEMPTS:
@@ -366,9 +383,11 @@ def rerun_unfinished(hub: Hub) -> dict[str, int]:
                 # Forget its engine first: the hub keeps fields a request does not name.
                 hub.db.update_record(msg_id, {"engine_uuid": None, "started": None})
                 hub.session.send(hub.resubmit, request_message(record), buffers=record["buffers"] or [])
+                record_event(hub, "task_rerun", msg_id)
                 done["rerun"] += 1
                 continue
         hub.db.update_record(msg_id, failure_record(hub.session.session, reason))
+        record_event(hub, "task_given_up", msg_id)
         hub.log.warning("%s", reason)
         done["failed"] += 1
     hub.log.warning("unfinished tasks of earlier controllers: %(rerun)d run again, %(failed)d failed", done)
@@ -396,6 +415,7 @@ def remember_completed(hub: Hub) -> int:
 
 def recover_tasks(hub: Hub) -> None:
     """What a new hub must know of the tasks of earlier controllers (those failed here too)."""
+    record_event(hub, "controller_start", f"pid {os.getpid()}")
     rerun_unfinished(hub)
     remember_completed(hub)
 

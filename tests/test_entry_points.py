@@ -1,0 +1,58 @@
+"""Every role entry point the playbooks use (include_role/import_role tasks_from) has an
+argument spec: a newcomer reads what it does and what it needs in meta/argument_specs.yml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import ROLES, ROOT
+
+PLAYBOOK_DIRS = ["playbooks", "roles", "molecule", "lab"]
+ROLE_ACTIONS = {"ansible.builtin.include_role", "ansible.builtin.import_role"}
+
+
+def tasks_of(node: object) -> Iterator[dict[str, Any]]:
+    """Every task-like mapping in a YAML document (plays, blocks, handlers, tasks)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from tasks_of(item)
+    elif isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from tasks_of(value)
+
+
+def entry_points() -> list[tuple[str, str, str]]:
+    """(role, entry point, where) for each tasks_from of the project's YAML."""
+    found = []
+    files = [ROOT / "site.yml", ROOT / "shadow.yml"]
+    for folder in PLAYBOOK_DIRS:
+        files += sorted((ROOT / folder).rglob("*.yml"))
+    for path in files:
+        document = yaml.safe_load(path.read_text())
+        for task in tasks_of(document):
+            for action in ROLE_ACTIONS & task.keys():
+                arguments = task[action]
+                if isinstance(arguments, dict) and "tasks_from" in arguments:
+                    entry = Path(str(arguments["tasks_from"])).stem
+                    found.append((str(arguments["name"]), entry, str(path.relative_to(ROOT))))
+    return found
+
+
+ENTRY_POINTS = entry_points()
+
+
+def test_the_playbooks_use_entry_points() -> None:
+    assert len(ENTRY_POINTS) > 5  # the search finds them
+
+
+@pytest.mark.parametrize(("role", "entry", "where"), ENTRY_POINTS, ids=lambda value: str(value))
+def test_each_entry_point_has_an_argument_spec(role: str, entry: str, where: str) -> None:
+    assert (ROLES / role / "tasks" / f"{entry}.yml").is_file(), f"{where}: no tasks/{entry}.yml in {role}"
+    specs = yaml.safe_load((ROLES / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    assert entry in specs, f"{where} runs {role}'s {entry}, which meta/argument_specs.yml does not describe"
+    assert specs[entry].get("short_description"), f"{role}'s {entry} has no short_description"
