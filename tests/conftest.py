@@ -20,6 +20,7 @@ for folder in (
     ROLES / "ipp_install" / "filter_plugins",
     ROLES / "ipp_controller" / "filter_plugins",
     ROLES / "ipp" / "filter_plugins",
+    ROLES / "ipp_status" / "filter_plugins",
     ROOT / "bench",
 ):
     sys.path.insert(0, str(folder))

@@ -84,6 +84,22 @@ def test_engines_are_counted_per_host(cluster: dict[str, str]) -> None:
     assert report["by_host"] == {socket.gethostname(): 2}
 
 
+def test_a_check_leaves_no_results_in_the_hub(cluster: dict[str, str]) -> None:
+    """status.yml runs the check every time: its own tasks must not pile up as uncollected results."""
+    import ipyparallel
+
+    client = ipyparallel.Client(profile="checktest", ipython_dir=cluster["IPYTHONDIR"], timeout=60)
+    try:
+        client.wait_for_engines(2, timeout=120)
+        before = set(client.hub_history())
+        for args in (["--by-host"], ["--versions"]):
+            code, report = check(cluster, "--expect", "2", *args, "--timeout", "120")
+            assert code == 0, report
+        assert set(client.hub_history()) == before
+    finally:
+        client.close()
+
+
 def test_engines_are_counted_per_host_when_some_are_missing(cluster: dict[str, str]) -> None:
     code, report = check(cluster, "--expect", "3", "--by-host", "--timeout", "3")
     assert code == 1
