@@ -14,6 +14,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import ipp_check
 import pytest
 from conftest import ROLES
 
@@ -76,6 +77,11 @@ def test_engines_register_and_every_point_returns_from_this_host(cluster: dict[s
     assert isinstance(experiment, dict)
     assert experiment["results"] == 60 and experiment["complete"] and experiment["correct"]
     assert experiment["hosts"] == {host: 60}
+
+
+def test_an_engine_of_the_units_is_counted_by_the_host_its_identity_names() -> None:
+    identities = {0: "cl-1/1/7f3a", 1: "cl-1/2/09bc", 2: "cl-2.example.org/1/aa", 3: "0f8d2c1e-9a4b"}
+    assert ipp_check.unit_hosts(identities) == {0: "cl-1", 1: "cl-1", 2: "cl-2.example.org"}
 
 
 def test_engines_are_counted_per_host(cluster: dict[str, str]) -> None:

@@ -209,17 +209,26 @@ def wait_for_engines(lab: epyc.ClusterLab, expect: int | None, timeout: float) -
         time.sleep(1)
 
 
-def engines_by_host(profile: str, timeout: float, paramiko: bool = False) -> dict[str, int]:
-    """How many registered engines each host runs (asks every engine its host name).
+def unit_hosts(identities: dict[int, str]) -> dict[int, str]:
+    """The inventory host of each engine whose identity its unit gave it (host/instance/start)."""
+    return {engine: name.split("/")[0] for engine, name in identities.items() if name.count("/") >= 2}
 
-    Engines that do not answer within ``timeout`` (one that died but is still listed until the
-    controller misses its heartbeats) are not counted.
+
+def engines_by_host(profile: str, timeout: float, paramiko: bool = False) -> dict[str, int]:
+    """How many registered engines each host runs.
+
+    An engine of the cluster's units names its inventory host in its identity, which the hub
+    hands to clients: it is counted without being asked (so an engine busy with a long point
+    counts too). Any other engine (started by hand) is asked its host name; one that does not
+    answer within ``timeout`` (died but still listed until the controller misses its
+    heartbeats, or busy) is not counted.
     """
     client = ipyparallel.Client(profile=profile, timeout=timeout, paramiko=paramiko)
     try:
-        asked = [client[engine].apply_async(socket.gethostname) for engine in client.ids]
+        named = unit_hosts(dict(client._engines))
+        asked = [client[engine].apply_async(socket.gethostname) for engine in client.ids if engine not in named]
         deadline = time.monotonic() + timeout
-        names: list[str] = []
+        names: list[str] = list(named.values())
         for answer in asked:
             with contextlib.suppress(Exception):
                 names.append(str(answer.get(timeout=max(0.1, deadline - time.monotonic()))))
