@@ -102,6 +102,13 @@ def test_the_page_escapes_what_tasks_and_hosts_say() -> None:
     assert "&lt;b&gt;cl-1&lt;/b&gt;" in page
 
 
+def test_the_page_keeps_a_token_for_its_refresh_and_its_link_encoded() -> None:
+    sample = ipp_metrics.Sample(time=100, up=True)
+    page = ipp_metrics.render_page(sample, [sample], {}, 5, "token=a%26b%23c")
+    assert 'content="5;url=/?token=a%26b%23c"' in page
+    assert 'href="/metrics?token=a%26b%23c"' in page
+
+
 def test_a_chart_breaks_its_line_where_the_controller_was_down() -> None:
     samples = [ipp_metrics.Sample(time=float(t), up=t != 2, queued=t) for t in range(5)]
     svg = ipp_metrics.chart("Tasks queued", "queued", samples, ipp_metrics.queued)
@@ -159,7 +166,13 @@ def test_the_task_database_is_read_incrementally_and_counts_each_task_once(tmp_p
 
 @pytest.mark.parametrize(
     ("address", "token", "refused"),
-    [("127.0.0.1", "", False), ("::1", "", False), ("0.0.0.0", "", True), ("10.0.0.5", "s", False)],
+    [
+        ("127.0.0.1", "", False),
+        ("::1", "", False),
+        ("0.0.0.0", "", True),
+        ("10.0.0.5", "short", True),
+        ("10.0.0.5", "s" * 16, False),
+    ],
 )
 def test_a_bind_beyond_loopback_needs_a_token(address: str, token: str, refused: bool) -> None:
     settings = ipp_metrics.Settings(profile_dir=Path("/p"), task_db=Path("/d"), address=address, token=token)
@@ -308,6 +321,8 @@ def test_the_service_refuses_what_it_does_not_serve(running: tuple[Cluster, Serv
     assert fetch(f"{service.url}/metrics", token=None)[0] == 401
     assert fetch(f"{service.url}/metrics", token="wrong")[0] == 401
     assert fetch(f"{service.url}/metrics?token={TOKEN}", token=None)[0] == 200
+    assert fetch(f"{service.url}/nothing?token={TOKEN}", token=None)[0] == 404  # logged, without the query
+    assert fetch(f"{service.url}/metrics?{'&'.join('abcdefghij')}")[0] == 400  # too many fields
     assert fetch(f"{service.url}/nothing-here")[0] == 404
     assert fetch(f"{service.url}/metrics", method="POST")[0] == 405
     assert fetch(f"{service.url}/metrics?{'x' * 5000}")[0] == 414

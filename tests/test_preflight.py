@@ -104,6 +104,14 @@ CASES = {
         inventory(["cl-0"], {"cl-1": 2}, {"ipp_firewall": True, "ipp_firewall_allow": ["10.0.0.0/24", "lab.example"]}),
         ["ipp_firewall_allow must list IPv4 or IPv6 addresses or networks", "are not: lab.example."],
     ),
+    "metrics beyond loopback without a token": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_metrics_address": "0.0.0.0", "ipp_metrics_token": "short"}),
+        ["an ipp_metrics_token of 16 characters or more when ipp_metrics_address", "(0.0.0.0) is not loopback"],
+    ),
+    "metrics port in the controller's range": (
+        inventory(["cl-0"], {"cl-1": 2}, {"ipp_metrics_port": 10105}),
+        ["ipp_metrics_port a TCP port outside the controller's", "(it is 10105)"],
+    ),
     "firewall and an engine host the controller cannot resolve": (
         inventory(["cl-0"], {"nowhere.invalid": 2}, {"ipp_firewall": True}),
         ["must resolve every engine host's name", "cannot resolve: nowhere.invalid."],

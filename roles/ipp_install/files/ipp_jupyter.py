@@ -34,8 +34,8 @@ ipp-check.  Its command line:
   ``write --profile-dir SHADOW --copy-of -`` writes a workstation's, with the engines of the
   controller host's file given on stdin (role ipp_workstation).  It prints
   ``{"path": ..., "changed": ...}`` and, with ``--check``, changes nothing.
-- ``python -m ipp_jupyter check --profile NAME --expect N [--guard]`` loads the file as the
-  panel and a researcher do, connects, waits for N engines, and checks that stop and start
+- ``python -m ipp_jupyter check --profile NAME [--expect N] [--guard]`` loads the file as the
+  panel and a researcher do, connects, waits for N engines (the file's count by default), and checks that stop and start
   are refused (and, with ``--guard``, a second controller on the profile); one JSON report,
   exit status 0 when all holds, 1 when not, 2 when the cluster cannot be reached.
 """

@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 LOG = logging.getLogger("ipp-metrics")
 
@@ -52,6 +52,12 @@ EVENT_TABLE = "ipp_events"
 EVENT_KINDS = ("controller_start", "engine_stopped", "task_rerun", "task_given_up")
 #: An engine's identity, as its unit names it: ``<inventory host>/<instance>/<invocation>``.
 IDENTITY_SEPARATOR = "/"
+#: The shortest token for a bind beyond loopback (the role's preflight refuses the same).
+MIN_TOKEN = 16
+#: Query fields a request may carry (the token is the only one read).
+MAX_FIELDS = 8
+#: Requests answered at once; more connections wait for a slot (each holds a thread).
+MAX_REQUESTS = 16
 #: Requests are short: anything longer is refused before it is parsed.
 MAX_TARGET = 2048
 PACKAGES = ("ipyparallel", "epyc", "pyzmq", "jupyter_client")
@@ -94,8 +100,8 @@ class Settings:
             raise ValueError(f"port {self.port} is not a TCP port")
         if self.interval <= 0 or self.history < self.interval:
             raise ValueError("interval must be positive and history at least one interval")
-        if not self.token and not is_loopback(self.address):
-            raise ValueError(f"address {self.address} is not loopback: a token is needed")
+        if len(self.token) < MIN_TOKEN and not is_loopback(self.address):
+            raise ValueError(f"address {self.address} is not loopback: a token of {MIN_TOKEN} characters is needed")
 
     @property
     def client_file(self) -> Path:
@@ -230,7 +236,8 @@ class TaskDB:
         top = int(db.execute(f'SELECT COALESCE(MAX(rowid), 0) FROM "{TASK_TABLE}"').fetchone()[0])
         if top < self.last_rowid:
             self.reset()  # a new table (the database was deleted and made again)
-        rows = list(db.execute(f"{columns} WHERE rowid > ?", (self.last_rowid,)))
+        # Bounded by `top`: a row the hub adds meanwhile is read next time, once.
+        rows = list(db.execute(f"{columns} WHERE rowid > ? AND rowid <= ?", (self.last_rowid, top)))
         for part in chunks(sorted(self.open)):
             rows += db.execute(f"{columns} WHERE rowid IN ({','.join('?' * len(part))})", part)
         self.last_rowid = max(top, self.last_rowid)
@@ -321,6 +328,7 @@ class Monitor:
         self.stopped = threading.Event()
         self.versions = versions()
         self.task_db = TaskDB(settings.task_db, settings.failures)
+        self.first = threading.Event()  # set by the first sample
 
     def take(self) -> Sample:
         with self.sampling:
@@ -346,13 +354,16 @@ class Monitor:
         sample.sample_seconds = time.monotonic() - started
         with self.lock:
             self.history.append(sample)
+        self.first.set()
         return sample
 
     def latest(self) -> Sample:
+        """The last sample; before the first, waits for the sampler (requests never sample)."""
+        self.first.wait(self.settings.timeout * 3)
         with self.lock:
             if self.history:
                 return self.history[-1]
-        return self.take()
+        return Sample(time=time.time(), errors=["no sample yet: the service is starting"])
 
     def samples(self) -> list[Sample]:
         with self.lock:
@@ -384,12 +395,18 @@ def number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def metric(lines: list[str], name: str, kind: str, help_text: str, values: Mapping[str, float] | float) -> None:
+def metric(
+    lines: list[str],
+    name: str,
+    kind: str,
+    help_text: str,
+    values: Mapping[str, float] | float,
+    label_name: str = "host",
+) -> None:
     """One metric family: HELP, TYPE and its samples (a mapping: by its one label)."""
     lines.append(f"# HELP {name} {help_text}")
     lines.append(f"# TYPE {name} {kind}")
     if isinstance(values, Mapping):
-        label_name = "event" if name == "ipyparallel_recovery_events_total" else "host"
         for key, value in sorted(values.items()):
             lines.append(f'{name}{{{label_name}="{label(key)}"}} {number(value)}')
     else:
@@ -451,6 +468,7 @@ def render_metrics(sample: Sample, versions: Mapping[str, str]) -> str:
             "counter",
             "Recovery events: controller starts, stranded engines stopped, tasks re-run or given up.",
             sample.events,
+            label_name="event",
         )
     took = "How long the last sample took."
     metric(lines, "ipyparallel_metrics_sample_seconds", "gauge", took, sample.sample_seconds)
@@ -542,6 +560,7 @@ def render_page(sample: Sample, samples: list[Sample], versions: Mapping[str, st
     errors = "".join(f"<li>{esc(error)}</li>" for error in sample.errors)
     version_text = ", ".join(f"{esc(key)} {esc(value)}" for key, value in sorted(versions.items()))
     target = f"/{'?' + esc(query) if query else ''}"
+    metrics_link = f"/metrics{'?' + esc(query) if query else ''}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="{refresh};url={target}">
@@ -576,7 +595,7 @@ Sampled {esc(format_time(sample.time))}.</p>
 <table id="failures"><tr><th>completed</th><th>task</th><th>error</th></tr>{failures}</table>
 <h2>Recovery events</h2>
 <table id="events"><tr><th>time</th><th>event</th><th>detail</th></tr>{events}</table>
-<p class="muted">{version_text}. Prometheus metrics: <a href="/metrics">/metrics</a>.</p>
+<p class="muted">{version_text}. Prometheus metrics: <a href="{metrics_link}">/metrics</a>.</p>
 </body></html>
 """
 
@@ -615,7 +634,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_text(HTTPStatus.REQUEST_URI_TOO_LONG, "request too long\n", body=body)
             return
         target = urlsplit(self.path)
-        query = parse_qs(target.query, max_num_fields=8)
+        try:
+            query = parse_qs(target.query, max_num_fields=MAX_FIELDS)
+        except ValueError:
+            self.send_text(HTTPStatus.BAD_REQUEST, f"at most {MAX_FIELDS} query fields\n", body=body)
+            return
         if not self.authorised(query):
             self.send_text(
                 HTTPStatus.UNAUTHORIZED, "a token is needed\n", body=body, headers={"WWW-Authenticate": "Bearer"}
@@ -626,7 +649,7 @@ class Handler(BaseHTTPRequestHandler):
             text = render_metrics(monitor.latest(), monitor.versions)
             self.send_text(HTTPStatus.OK, text, content_type="text/plain; version=0.0.4", body=body)
         elif target.path == "/":
-            keep = f"token={query['token'][0]}" if "token" in query else ""
+            keep = urlencode({"token": query["token"][0]}) if "token" in query else ""
             refresh = max(int(monitor.settings.interval), 5)
             page = render_page(monitor.latest(), monitor.samples(), monitor.versions, refresh, keep)
             self.send_text(HTTPStatus.OK, page, content_type="text/html", body=body)
@@ -676,10 +699,24 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
+        self.slots = threading.BoundedSemaphore(MAX_REQUESTS)
         settings = monitor.settings
         if ":" in settings.address:
             self.address_family = socket.AF_INET6
         super().__init__((settings.address, settings.port), Handler)
+
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
+        """A thread per request, at most MAX_REQUESTS at once (the others wait their turn)."""
+        self.slots.acquire()
+        super().process_request(request, client_address)
+
+    def process_request_thread(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -689,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         settings = Settings.load(arguments.config)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         print(f"ipp-metrics: {arguments.config}: {error}", file=sys.stderr)
         return 2
     monitor = Monitor(settings)
