@@ -24,7 +24,6 @@ import datetime
 import functools
 import json
 import os
-import signal
 import socket
 import sqlite3
 import statistics
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ipyparallel.controller.sqlitedb import SQLiteDB
-from task_db import CLIENT, free_ports
+from task_db import CLIENT, controller_profile, free_ports, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 RECOVERY_DIR = ROOT / "roles" / "ipp_controller" / "files"
@@ -146,16 +145,7 @@ def scale(records: int, repeats: int) -> dict[str, float]:
 @contextlib.contextmanager
 def cluster(root: Path, metrics: bool) -> Iterator[Path]:
     """A controller as the unit runs it, 2 engines, and the metrics service if asked."""
-    profile = root / "profile"
-    profile.mkdir(parents=True)
-    low, high = free_ports(20)
-    (profile / "ipcontroller_config.py").write_text(
-        "c = get_config()\n"
-        "c.IPController.ip = '127.0.0.1'\n"
-        f"c.IPController.ports = list(range({low}, {high + 1}))\n"
-        "c.IPController.db_class = 'ipp_recovery.SQLiteDB'\n"
-        f"c.SQLiteDB.location = {str(root)!r}\n"
-    )
+    profile = controller_profile(root)
     env = {**os.environ, "PYTHONPATH": str(RECOVERY_DIR), "PYTHONWARNINGS": "ignore"}
     commands = [[sys.executable, "-m", "ipp_recovery", f"--profile-dir={profile}"]]
     commands += [
@@ -181,12 +171,7 @@ def cluster(root: Path, metrics: bool) -> Iterator[Path]:
             wait_for_port(port)
         yield profile
     finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_all(processes)
 
 
 def wait_for_port(port: int, within: float = 60) -> None:

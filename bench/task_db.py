@@ -91,8 +91,9 @@ def frames(wal_bytes: int, page_size: int) -> int:
     return max(0, wal_bytes - WAL_HEADER) // (FRAME_HEADER + page_size)
 
 
-def run_once(root: Path, synchronous: str, tasks: int) -> dict[str, float]:
-    """One controller with the given setting: the task rate and the WAL frames per task."""
+def controller_profile(root: Path, extra: str = "") -> Path:
+    """A profile under `root` whose controller runs as the unit's does (ipp_recovery's SQLiteDB
+    in `root`, on free local ports), with `extra` configuration lines."""
     profile = root / "profile"
     profile.mkdir(parents=True)
     low, high = free_ports(20)
@@ -101,10 +102,28 @@ def run_once(root: Path, synchronous: str, tasks: int) -> dict[str, float]:
         "c.IPController.ip = '127.0.0.1'\n"
         f"c.IPController.ports = list(range({low}, {high + 1}))\n"
         "c.IPController.db_class = 'ipp_recovery.SQLiteDB'\n"
-        f"c.SQLiteDB.location = {str(root)!r}\n"
+        f"c.SQLiteDB.location = {str(root)!r}\n" + extra
+    )
+    return profile
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group, SIGKILL those that do not end within 15 s."""
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def run_once(root: Path, synchronous: str, tasks: int) -> dict[str, float]:
+    """One controller with the given setting: the task rate and the WAL frames per task."""
+    profile = controller_profile(
+        root,
         f"c.SQLiteDB.synchronous = {synchronous!r}\n"
         # Keep the whole run in the WAL, to count its frames.
-        "c.TaskRerun.enabled = False\n"
+        "c.TaskRerun.enabled = False\n",
     )
     env = {**os.environ, "PYTHONPATH": str(MODULE_DIR), "PYTHONWARNINGS": "ignore"}
     quiet = subprocess.DEVNULL
@@ -148,12 +167,7 @@ def run_once(root: Path, synchronous: str, tasks: int) -> dict[str, float]:
             return {"rate": tasks / seconds, "frames_per_task": float("nan")}
         return {"rate": tasks / seconds, "frames_per_task": written / (tasks + 20)}
     finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_all(processes)
 
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
