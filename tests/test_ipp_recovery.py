@@ -384,3 +384,49 @@ def test_a_request_is_sent_again_with_its_own_header_and_metadata() -> None:
     message = ipp_recovery.request_message(record)
     assert message["header"] is header and message["msg_id"] == "m1"
     assert message["metadata"] == {"retries": 3} and message["parent_header"] == {}
+
+
+class SignalledHub:
+    """What stop_stranded_engine uses of a hub: its engines, its session and its loop (timers kept)."""
+
+    def __init__(self) -> None:
+        self.hearts: dict[bytes, int] = {}
+        self.incoming_registrations: dict[bytes, object] = {}
+        self.log = logging.getLogger("test-hub")
+        self.db = None
+        self.sent: list[str] = []
+        self.timers: list[Any] = []
+        self.session = SimpleNamespace(send=lambda _stream, _type, content, ident: self.sent.append(content["sig"]))
+        self.loop = SimpleNamespace(time=lambda: 0.0, add_timeout=lambda when, call: self.timers.append((when, call)))
+        self._ipp_recovery_control = object()
+
+    def tick(self) -> float:
+        """Run the next timer; return its delay."""
+        when, call = self.timers.pop(0)
+        call()
+        return float(when)
+
+
+def test_a_stranded_engine_is_signalled_while_its_heart_beats_and_no_longer() -> None:
+    hub: Any = SignalledHub()
+    ipp_recovery.stop_stranded_engine(hub, b"old")
+    delays = [hub.tick() for _ in range(ipp_recovery.STOP_ATTEMPTS + 2)]
+    assert hub.sent[:3] == ["SIGTERM", "SIGTERM", "SIGKILL"]
+    assert len(hub.sent) == ipp_recovery.STOP_ATTEMPTS + 3  # it goes on past the quick attempts
+    assert delays[0] == ipp_recovery.STOP_INTERVAL and delays[-1] == ipp_recovery.STOP_SLOW_INTERVAL
+    ipp_recovery.stop_stranded_engine(hub, b"old")  # seen as new again: no second series
+    assert len(hub.timers) == 1
+    ipp_recovery.stranded_hearts(hub).discard(b"old")  # what handle_stopped_heart does
+    hub.tick()
+    assert not hub.timers and len(hub.sent) == ipp_recovery.STOP_ATTEMPTS + 3
+
+
+def test_a_stranded_engine_that_registers_is_left_alone() -> None:
+    hub: Any = SignalledHub()
+    hub.incoming_registrations[b"new"] = object()
+    ipp_recovery.stop_stranded_engine(hub, b"new")
+    assert not hub.sent and not hub.timers
+    ipp_recovery.stop_stranded_engine(hub, b"old")
+    hub.hearts[b"old"] = 0  # registered between two attempts
+    hub.tick()
+    assert hub.sent == ["SIGTERM"] and not hub.timers and not ipp_recovery.stranded_hearts(hub)

@@ -22,9 +22,9 @@ three; docs/upstream-defects.md has a reproduction of each.
    they stay connected and count zero ("stranded").  ``--restore`` re-adopts them but loses its
    id counter and the engines' direct queues.  Instead, when the hub sees a heart it does not
    know (the heart monitor's "new heart" that belongs to no pending registration), it sends
-   that engine a ``signal_request`` on the control channel: SIGTERM, then SIGKILL.  The
-   engine's nanny process handles it even while the engine runs a task (a ``shutdown_request``
-   would wait for the task to end).  The engine exits, systemd starts it again
+   that engine a ``signal_request`` on the control channel: SIGTERM, then SIGKILL, for as
+   long as that heart beats unregistered.  The engine's nanny process handles it even while
+   the engine runs a task (a ``shutdown_request`` would wait for the task to end).  The engine exits, systemd starts it again
    (``Restart=always``) and it registers as a new engine; its task was lost with the old
    controller anyway.  This needs no state from the previous controller, so it works
    after a crash, a clean restart or a reboot, and for any number of restarts in a row.
@@ -87,12 +87,16 @@ from traitlets import Bool, CaselessStrEnum, Integer
 from traitlets.config import Configurable
 from zmq.eventloop.zmqstream import ZMQStream
 
-#: How often, and how many times, a stranded engine is signalled: the control scheduler
-#: drops messages for an engine that has not reconnected to it yet.  The first attempts
-#: send SIGTERM, the later ones SIGKILL (an engine stuck in C code ignores SIGTERM).
+#: How often a stranded engine is signalled: the control scheduler drops messages for an
+#: engine that has not reconnected to it yet.  The first attempts send SIGTERM, the later
+#: ones SIGKILL (an engine stuck in C code ignores SIGTERM).  After STOP_ATTEMPTS quick ones,
+#: an engine whose heart still beats unregistered is signalled every STOP_SLOW_INTERVAL for as
+#: long as it beats: nothing else would ever make it leave (its own heartbeat check is
+#: satisfied by the new controller's pings).
 STOP_INTERVAL = 2.0
 STOP_ATTEMPTS = 15
 STOP_TERM_ATTEMPTS = 2
+STOP_SLOW_INTERVAL = 10.0
 
 
 def same_columns(found: list[tuple[str, str]], expected: dict[str, str], keys: list[str]) -> bool:
@@ -137,6 +141,7 @@ class SQLiteDB(UpstreamSQLiteDB):  # type: ignore[misc]
 
 
 upstream_handle_new_heart = Hub.handle_new_heart
+upstream_handle_stopped_heart = Hub.handle_stopped_heart
 
 
 #: The recovery events, in the task database beside ipyparallel's table (ipp-metrics counts them).
@@ -159,6 +164,20 @@ def handle_new_heart(hub: Hub, heart: bytes) -> None:
     upstream_handle_new_heart(hub, heart)
 
 
+def handle_stopped_heart(hub: Hub, heart: bytes) -> None:
+    """A heart stopped: an engine being stopped has exited, so stop signalling it."""
+    stranded_hearts(hub).discard(heart)
+    upstream_handle_stopped_heart(hub, heart)
+
+
+def stranded_hearts(hub: Hub) -> set[bytes]:
+    """The hearts that beat but belong to no engine of this hub (made once)."""
+    hearts: set[bytes] | None = getattr(hub, "_ipp_recovery_stranded", None)
+    if hearts is None:
+        hearts = hub._ipp_recovery_stranded = set()
+    return hearts
+
+
 def control_stream(hub: Hub) -> ZMQStream:
     """The hub's own connection to the control scheduler, as a client (made once)."""
     stream: ZMQStream | None = getattr(hub, "_ipp_recovery_control", None)
@@ -175,18 +194,31 @@ def control_stream(hub: Hub) -> ZMQStream:
 def stop_stranded_engine(hub: Hub, heart: bytes, attempt: int = 1) -> None:
     """Make the engine behind `heart` exit (systemd restarts it and it registers).
 
-    Does nothing for a heart that is registered or registering (also when it registered
-    between two attempts).
+    Signals it until it registers (also between two attempts) or its heart stops beating.
     """
+    stranded = stranded_hearts(hub)
     if heart in hub.hearts or heart in hub.incoming_registrations:
+        stranded.discard(heart)
         return
     if attempt == 1:
+        if heart in stranded:  # beats again after a pause: its signals go on already
+            return
+        stranded.add(heart)
         hub.log.warning("engine %s belongs to a previous controller: asking it to restart", heart)
         record_event(hub, "engine_stopped", heart.decode("utf-8", "replace"))
+    elif heart not in stranded:
+        return
+    if attempt == STOP_ATTEMPTS + 1:
+        hub.log.warning(
+            "engine %s still beats after %d signals: signalling it every %.0f s while it does",
+            heart,
+            STOP_ATTEMPTS,
+            STOP_SLOW_INTERVAL,
+        )
     sig = "SIGTERM" if attempt <= STOP_TERM_ATTEMPTS else "SIGKILL"
     hub.session.send(control_stream(hub), "signal_request", content={"sig": sig}, ident=[heart])
-    if attempt < STOP_ATTEMPTS:
-        hub.loop.add_timeout(hub.loop.time() + STOP_INTERVAL, lambda: stop_stranded_engine(hub, heart, attempt + 1))
+    interval = STOP_INTERVAL if attempt < STOP_ATTEMPTS else STOP_SLOW_INTERVAL
+    hub.loop.add_timeout(hub.loop.time() + interval, lambda: stop_stranded_engine(hub, heart, attempt + 1))
 
 
 def connection_ports(info: dict[str, Any]) -> set[int]:
@@ -435,6 +467,7 @@ def main() -> None:
     IPController.init_hub = init_hub
     TaskScheduler.dispatch_result = dispatch_result
     Hub.handle_new_heart = handle_new_heart
+    Hub.handle_stopped_heart = handle_stopped_heart
     sys.argv[0] = "ipcontroller"
     ipcontroller_main()
 
