@@ -58,7 +58,8 @@ def check_warm(hosts: dict[str, dict[str, int]]) -> None:
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run argv; return its wall seconds, the CPU seconds of the control node, and its output."""
+    """Run argv; return its wall seconds, the CPU seconds of the processes it started and reaped
+    (not the ssh master connections, which outlive it), and its output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -115,7 +116,7 @@ def markdown(figures: dict[str, Any], when: str) -> str:
         f"Run of {when} on {os.cpu_count()} CPUs, {figures['rounds']} interleaved rounds (medians), "
         f"{figures['hosts']} cluster hosts over SSH (admin with sudo, pipelining).",
         "",
-        "| what | seconds | control-node CPU s | ratio | goal |",
+        "| what | seconds | CPU s of Ansible's reaped processes | ratio | goal |",
         "|---|---:|---:|---:|---:|",
         f"| `ansible -m ping` round (the floor) | {figures['ping']:.2f} | | 1 | |",
         f"| warm `site.yml`, changed=0 ({figures['linear_tasks']:.0f} tasks, "

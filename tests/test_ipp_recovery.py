@@ -393,11 +393,13 @@ def test_a_request_is_sent_again_with_its_own_header_and_metadata() -> None:
 
 
 class SignalledHub:
-    """What stop_stranded_engine uses of a hub: its engines, its session and its loop (timers kept)."""
+    """What stop_stranded_engine and upstream's handle_stopped_heart use of a hub: its engines,
+    its session and its loop (timers kept, run by tick)."""
 
     def __init__(self) -> None:
         self.hearts: dict[bytes, int] = {}
         self.incoming_registrations: dict[bytes, object] = {}
+        self.expect_stopped_hearts: set[bytes] = set()
         self.log = logging.getLogger("test-hub")
         self.db = None
         self.sent: list[str] = []
@@ -420,11 +422,21 @@ def test_a_stranded_engine_is_signalled_while_its_heart_beats_and_no_longer() ->
     assert hub.sent[:3] == ["SIGTERM", "SIGTERM", "SIGKILL"]
     assert len(hub.sent) == ipp_recovery.STOP_ATTEMPTS + 3  # it goes on past the quick attempts
     assert delays[0] == ipp_recovery.STOP_INTERVAL and delays[-1] == ipp_recovery.STOP_SLOW_INTERVAL
-    ipp_recovery.stop_stranded_engine(hub, b"old")  # seen as new again: no second series
-    assert len(hub.timers) == 1
-    ipp_recovery.stranded_hearts(hub).discard(b"old")  # what handle_stopped_heart does
+    ipp_recovery.handle_stopped_heart(hub, b"old")  # the engine exited
     hub.tick()
     assert not hub.timers and len(hub.sent) == ipp_recovery.STOP_ATTEMPTS + 3
+
+
+def test_a_heart_that_stops_and_beats_again_gets_one_series_of_signals() -> None:
+    hub: Any = SignalledHub()
+    ipp_recovery.stop_stranded_engine(hub, b"old")
+    ipp_recovery.handle_stopped_heart(hub, b"old")
+    ipp_recovery.stop_stranded_engine(hub, b"old")  # reported new again: a new series
+    assert hub.sent == ["SIGTERM", "SIGTERM"] and len(hub.timers) == 2
+    hub.tick()  # the first series' timer: it ends
+    assert hub.sent == ["SIGTERM", "SIGTERM"] and len(hub.timers) == 1
+    hub.tick()  # the new series goes on
+    assert len(hub.sent) == 3 and len(hub.timers) == 1
 
 
 def test_a_stranded_engine_that_registers_is_left_alone() -> None:

@@ -24,10 +24,11 @@ three; docs/upstream-defects.md has a reproduction of each.
    know (the heart monitor's "new heart" that belongs to no pending registration), it sends
    that engine a ``signal_request`` on the control channel: SIGTERM, then SIGKILL, for as
    long as that heart beats unregistered.  The engine's nanny process handles it even while
-   the engine runs a task (a ``shutdown_request`` would wait for the task to end).  The engine exits, systemd starts it again
-   (``Restart=always``) and it registers as a new engine; its task was lost with the old
-   controller anyway.  This needs no state from the previous controller, so it works
-   after a crash, a clean restart or a reboot, and for any number of restarts in a row.
+   the engine runs a task (a ``shutdown_request`` would wait for the task to end).  The
+   engine exits, systemd starts it again (``Restart=always``) and it registers as a new
+   engine; its task was lost with the old controller anyway.  This needs no state from the
+   previous controller, so it works after a crash, a clean restart or a reboot, and for any
+   number of restarts in a row.
 
 3. Direct views work after a restart.  With ``reuse_files`` the controller takes its public
    ports from the connection files but still hands out its internal ports (monitor, the
@@ -166,15 +167,16 @@ def handle_new_heart(hub: Hub, heart: bytes) -> None:
 
 def handle_stopped_heart(hub: Hub, heart: bytes) -> None:
     """A heart stopped: an engine being stopped has exited, so stop signalling it."""
-    stranded_hearts(hub).discard(heart)
+    stranded_hearts(hub).pop(heart, None)
     upstream_handle_stopped_heart(hub, heart)
 
 
-def stranded_hearts(hub: Hub) -> set[bytes]:
-    """The hearts that beat but belong to no engine of this hub (made once)."""
-    hearts: set[bytes] | None = getattr(hub, "_ipp_recovery_stranded", None)
+def stranded_hearts(hub: Hub) -> dict[bytes, object]:
+    """The hearts that beat but belong to no engine of this hub, each with the token of the
+    series of signals that stops its engine (made once)."""
+    hearts: dict[bytes, object] | None = getattr(hub, "_ipp_recovery_stranded", None)
     if hearts is None:
-        hearts = hub._ipp_recovery_stranded = set()
+        hearts = hub._ipp_recovery_stranded = {}
     return hearts
 
 
@@ -191,22 +193,21 @@ def control_stream(hub: Hub) -> ZMQStream:
     return stream
 
 
-def stop_stranded_engine(hub: Hub, heart: bytes, attempt: int = 1) -> None:
+def stop_stranded_engine(hub: Hub, heart: bytes, attempt: int = 1, series: object = None) -> None:
     """Make the engine behind `heart` exit (systemd restarts it and it registers).
 
-    Signals it until it registers (also between two attempts) or its heart stops beating.
+    Signals it until it registers (also between two attempts) or its heart stops beating.  A
+    heart reported new again (after it stopped) starts a new series, which ends the old one.
     """
     stranded = stranded_hearts(hub)
     if heart in hub.hearts or heart in hub.incoming_registrations:
-        stranded.discard(heart)
+        stranded.pop(heart, None)
         return
-    if attempt == 1:
-        if heart in stranded:  # beats again after a pause: its signals go on already
-            return
-        stranded.add(heart)
+    if series is None:
+        series = stranded[heart] = object()
         hub.log.warning("engine %s belongs to a previous controller: asking it to restart", heart)
         record_event(hub, "engine_stopped", heart.decode("utf-8", "replace"))
-    elif heart not in stranded:
+    elif stranded.get(heart) is not series:
         return
     if attempt == STOP_ATTEMPTS + 1:
         hub.log.warning(
@@ -218,7 +219,7 @@ def stop_stranded_engine(hub: Hub, heart: bytes, attempt: int = 1) -> None:
     sig = "SIGTERM" if attempt <= STOP_TERM_ATTEMPTS else "SIGKILL"
     hub.session.send(control_stream(hub), "signal_request", content={"sig": sig}, ident=[heart])
     interval = STOP_INTERVAL if attempt < STOP_ATTEMPTS else STOP_SLOW_INTERVAL
-    hub.loop.add_timeout(hub.loop.time() + interval, lambda: stop_stranded_engine(hub, heart, attempt + 1))
+    hub.loop.add_timeout(hub.loop.time() + interval, lambda: stop_stranded_engine(hub, heart, attempt + 1, series))
 
 
 def connection_ports(info: dict[str, Any]) -> set[int]:
