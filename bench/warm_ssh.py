@@ -84,11 +84,12 @@ def one_round(inventory: str, mitogen: str | None) -> dict[str, Any]:
         runs["mitogen"] = dict(env, ANSIBLE_STRATEGY_PLUGINS=mitogen, ANSIBLE_STRATEGY="mitogen_linear")
     for name, run_env in runs.items():
         wall, cpu, output = timed([str(BIN / "ansible-playbook"), "-i", inventory, "site.yml"], run_env)
-        check_warm(recap(output))
+        hosts = recap(output)
+        check_warm(hosts)
         figures[name] = wall
         figures[f"{name}_cpu"] = cpu
         figures[f"{name}_tasks"] = output.count("\nTASK [")
-        figures["hosts"] = len(recap(output))
+        figures["hosts"] = len(hosts)
     return figures
 
 
