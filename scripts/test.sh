@@ -38,6 +38,11 @@ if [[ $what == all || $what == molecule ]]; then
     local start=$SECONDS
     molecule test -s "$1" && echo "molecule scenario $1 passed in $((SECONDS - start)) s"
   }
+  failed_at() {  # a failed scenario's failing tasks again, in short, from its log
+    step "$1 FAILED at"
+    grep -B4 -A6 -E '^(fatal|failed): |^CRITICAL|^ERROR' ".cache/molecule-$1.log" | cut -c1-400 | tail -n 30 || true
+  }
+  mkdir -p .cache
   # The default scenario runs alone: its recovery figures want the machine to itself. The
   # others have no tight timing limits and mostly wait on their hosts: they run at the same
   # time, each into a log shown when it ends.
@@ -45,26 +50,38 @@ if [[ $what == all || $what == molecule ]]; then
   for scenario in "${scenarios[@]}"; do
     if [[ $scenario == default ]]; then
       step "molecule test -s default"
-      timed default
+      if ! timed default 2>&1 | tee .cache/molecule-default.log; then
+        failed_at default
+        exit 1
+      fi
     else
       rest+=("$scenario")
     fi
   done
   if ((${#rest[@]})); then
-    mkdir -p .cache
     pids=()
     for scenario in "${rest[@]}"; do
       step "molecule test -s $scenario (in parallel; its log follows when it ends)"
       timed "$scenario" >".cache/molecule-$scenario.log" 2>&1 &
       pids+=($!)
     done
-    failed=0
+    # Logs of passed scenarios first, failed ones last and then their failing tasks again in
+    # short: a CI that keeps only the end of the output still says what failed and why.
+    failed=()
     for i in "${!rest[@]}"; do
-      wait "${pids[$i]}" || failed=$((failed + 1))
-      step "log of ${rest[$i]}"
-      cat ".cache/molecule-${rest[$i]}.log"
+      if wait "${pids[$i]}"; then
+        step "log of ${rest[$i]} (passed)"
+        cat ".cache/molecule-${rest[$i]}.log"
+      else
+        failed+=("${rest[$i]}")
+      fi
     done
-    echo "parallel part: $((${#rest[@]} - failed)) passed, $failed failed"
-    ((failed == 0))
+    for scenario in "${failed[@]}"; do
+      step "log of $scenario (FAILED)"
+      cat ".cache/molecule-$scenario.log"
+    done
+    for scenario in "${failed[@]}"; do failed_at "$scenario"; done
+    echo "parallel part: $((${#rest[@]} - ${#failed[@]})) passed, ${#failed[@]} failed: ${failed[*]:-none}"
+    ((${#failed[@]} == 0))
   fi
 fi
