@@ -56,3 +56,12 @@ def test_each_entry_point_has_an_argument_spec(role: str, entry: str, where: str
     specs = yaml.safe_load((ROLES / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
     assert entry in specs, f"{where} runs {role}'s {entry}, which meta/argument_specs.yml does not describe"
     assert specs[entry].get("short_description"), f"{role}'s {entry} has no short_description"
+
+
+def test_role_ipp_runs_nothing_as_a_dependency() -> None:
+    # Every ipp_* role depends on role ipp; with tasks of its own it would run them in every
+    # play again (and once needed a run-state flag to skip them). Its preflight is an entry
+    # point the playbooks run once, named without ".yml" so that Ansible validates it.
+    assert not (ROLES / "ipp" / "tasks" / "main.yml").exists()
+    preflights = [where for role, entry, where in ENTRY_POINTS if (role, entry) == ("ipp", "preflight")]
+    assert "playbooks/cluster.yml" in preflights and "playbooks/settings.yml" in preflights
