@@ -59,9 +59,20 @@ def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
 
 
+RECAP_LINE = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.MULTILINE)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """Every count (ok, changed, failed, ...) of every host in an ansible-playbook PLAY RECAP."""
+    hosts: dict[str, dict[str, int]] = {}
+    for host, counts in RECAP_LINE.findall(output):
+        hosts[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counts)}
+    return hosts
+
+
 def recap_changes(output: str) -> dict[str, int]:
     """The `changed=` count of every host in an ansible-playbook PLAY RECAP."""
-    return {host: int(changed) for host, changed in re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.M)}
+    return {host: counts.get("changed", 0) for host, counts in recap(output).items()}
 
 
 def slowest_tasks(output: str, count: int = 8) -> list[tuple[str, float]]:

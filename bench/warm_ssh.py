@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -31,21 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 #: The hosts site.yml changes (the workstation is shadow.yml's).
 HOSTS = "controller:engines"
 #: The goal of issue #17: a warm run within this many ping rounds.
 GOAL = 3.0
-RECAP_LINE = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.MULTILINE)
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """The PLAY RECAP counts of an ansible-playbook output, per host."""
-    hosts: dict[str, dict[str, int]] = {}
-    for host, counts in RECAP_LINE.findall(output):
-        hosts[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counts)}
-    return hosts
 
 
 def check_warm(hosts: dict[str, dict[str, int]]) -> None:
@@ -84,7 +76,7 @@ def one_round(inventory: str, mitogen: str | None) -> dict[str, Any]:
         runs["mitogen"] = dict(env, ANSIBLE_STRATEGY_PLUGINS=mitogen, ANSIBLE_STRATEGY="mitogen_linear")
     for name, run_env in runs.items():
         wall, cpu, output = timed([str(BIN / "ansible-playbook"), "-i", inventory, "site.yml"], run_env)
-        hosts = recap(output)
+        hosts = bench.recap(output)
         check_warm(hosts)
         figures[name] = wall
         figures[f"{name}_cpu"] = cpu

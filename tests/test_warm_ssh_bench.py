@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import warm_ssh
 
+import bench
+
 OUTPUT = """
 PLAY RECAP *********************************************************************
 ipp-trixie-head            : ok=86   changed=0    unreachable=0    failed=0    skipped=104  rescued=0    ignored=0
@@ -15,17 +17,17 @@ TASKS RECAP ********************************************************************
 
 
 def test_the_recap_is_read_per_host() -> None:
-    hosts = warm_ssh.recap(OUTPUT)
+    hosts = bench.recap(OUTPUT)
     assert set(hosts) == {"ipp-trixie-head", "ipp-trixie-node"}
     assert hosts["ipp-trixie-head"]["skipped"] == 104 and hosts["ipp-trixie-node"]["changed"] == 1
 
 
 def test_a_warm_run_that_changed_something_or_has_no_recap_stops_the_benchmark() -> None:
     with pytest.raises(RuntimeError, match="ipp-trixie-node"):
-        warm_ssh.check_warm(warm_ssh.recap(OUTPUT))
+        warm_ssh.check_warm(bench.recap(OUTPUT))
     with pytest.raises(RuntimeError, match="no PLAY RECAP"):
         warm_ssh.check_warm({})
-    warm_ssh.check_warm(warm_ssh.recap(OUTPUT.replace("changed=1", "changed=0")))
+    warm_ssh.check_warm(bench.recap(OUTPUT.replace("changed=1", "changed=0")))
 
 
 def test_the_summary_takes_medians_and_ratios() -> None:
