@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,18 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ROOT / "roles"
+
+
+def mappings(node: object) -> Iterator[dict[str, Any]]:
+    """Every mapping of a YAML document: plays, blocks, handlers, tasks and their arguments."""
+    if isinstance(node, list):
+        for item in node:
+            yield from mappings(item)
+    elif isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from mappings(value)
+
 
 # The Python files the roles ship are plain scripts and plugins, not a package.
 for folder in (

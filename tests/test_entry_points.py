@@ -3,26 +3,12 @@ argument spec: a newcomer reads what it does and what it needs in meta/argument_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 import yaml
-from conftest import ROLES, ROOT
+from conftest import ROLES, ROOT, mappings
 
 PLAYBOOK_DIRS = ["playbooks", "roles", "molecule", "lab"]
 ROLE_ACTIONS = {"ansible.builtin.include_role", "ansible.builtin.import_role"}
-
-
-def tasks_of(node: object) -> Iterator[dict[str, Any]]:
-    """Every task-like mapping in a YAML document (plays, blocks, handlers, tasks)."""
-    if isinstance(node, list):
-        for item in node:
-            yield from tasks_of(item)
-    elif isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from tasks_of(value)
 
 
 def entry_points() -> list[tuple[str, str, str]]:
@@ -33,7 +19,7 @@ def entry_points() -> list[tuple[str, str, str]]:
         files += sorted((ROOT / folder).rglob("*.yml"))
     for path in files:
         document = yaml.safe_load(path.read_text())
-        for task in tasks_of(document):
+        for task in mappings(document):
             for action in ROLE_ACTIONS & task.keys():
                 arguments = task[action]
                 if isinstance(arguments, dict) and "tasks_from" in arguments:

@@ -8,30 +8,18 @@ run and names in its meta/argument_specs.yml (docs/design.md, "Restarts: who dec
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROLES, ROOT
-
-
-def nodes(node: object) -> Iterator[dict[str, object]]:
-    """Every mapping of a YAML document."""
-    if isinstance(node, list):
-        for item in node:
-            yield from nodes(item)
-    elif isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from nodes(value)
+from conftest import ROLES, ROOT, mappings
 
 
 def registered(role: Path) -> set[str]:
     """The names a role's tasks and handlers register."""
     names: set[str] = set()
     for path in [*role.glob("tasks/*.yml"), *role.glob("handlers/*.yml")]:
-        for task in nodes(yaml.safe_load(path.read_text())):
+        for task in mappings(yaml.safe_load(path.read_text())):
             if isinstance(task.get("register"), str):
                 names.add(str(task["register"]))
     return names
