@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipp_units import FilterModule, engine_numbers, unit_states
+from ipp_units import FilterModule, engine_numbers
 
 
 def test_engine_instances_give_their_numbers_sorted_and_once() -> None:
@@ -15,20 +15,6 @@ def test_other_names_give_nothing() -> None:
     assert engine_numbers(["ipp-engine@3.service.d", "ipp-engine@3.socket"]) == []
 
 
-def test_listed_units_give_their_states_the_loaded_ones_only() -> None:
-    lines = [
-        "ipp-controller.service loaded active running ipyparallel controller (profile shared)",
-        "ipp-engine@1.service   loaded failed failed  ipyparallel engine 1 (profile shared)",
-        "ipp-controller.service not-found inactive dead ipp-controller.service",
-        "",
-    ]
-    assert unit_states(lines) == {
-        "ipp-controller.service": {"active": "active", "sub": "running"},
-        "ipp-engine@1.service": {"active": "failed", "sub": "failed"},
-    }
-
-
 def test_the_filters_are_registered_under_their_names() -> None:
     filters = FilterModule().filters()
     assert filters["ipp_engine_numbers"] is engine_numbers
-    assert filters["ipp_unit_states"] is unit_states

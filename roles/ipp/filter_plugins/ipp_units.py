@@ -14,20 +14,8 @@ def engine_numbers(units: Iterable[str]) -> list[int]:
     return sorted({int(match[1]) for unit in units if (match := ENGINE_UNIT.fullmatch(unit))})
 
 
-def unit_states(lines: Iterable[str]) -> dict[str, dict[str, str]]:
-    """`systemctl list-units --plain --no-legend` lines (units.yml's ipp_units_lines) as
-    {unit: {"active": ..., "sub": ...}}, for the loaded units only: a unit another one names
-    is listed "not-found" on hosts without it."""
-    states = {}
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 4 and fields[1] == "loaded":
-            states[fields[0]] = {"active": fields[2], "sub": fields[3]}
-    return states
-
-
 class FilterModule:
-    """ipp_engine_numbers, ipp_unit_states."""
+    """ipp_engine_numbers."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"ipp_engine_numbers": engine_numbers, "ipp_unit_states": unit_states}
+        return {"ipp_engine_numbers": engine_numbers}
