@@ -13,14 +13,9 @@ DOCUMENTATION = r"""
 module: ipp_units_info
 short_description: The cluster's systemd units on this host and their states
 description:
-  - Lists the units matching I(patterns) that systemd knows (C(systemctl list-units --all)) and
-    those enabled at boot (links in I(wants_dir)). Changes nothing.
+  - Lists the controller unit and the engine instances systemd knows (C(systemctl list-units
+    --all)) and those enabled at boot (links in I(wants_dir)). Changes nothing.
 options:
-  patterns:
-    description: Unit name patterns, as C(systemctl list-units) takes them.
-    type: list
-    elements: str
-    default: [ipp-controller.service, ipp-engine@*.service]
   wants_dir:
     description: The directory whose links enable units at boot.
     type: str
@@ -62,6 +57,8 @@ from collections.abc import Iterable  # noqa: E402
 from typing import Any  # noqa: E402
 
 CLUSTER_UNIT = re.compile(r"ipp-(controller|engine@[0-9]+)\.service")
+#: What systemctl lists: the controller unit and the engine template's instances.
+PATTERNS = ["ipp-controller.service", "ipp-engine@*.service"]
 UP = ("active", "activating", "reloading")
 
 
@@ -105,22 +102,14 @@ def main() -> None:
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(
-        argument_spec={
-            "patterns": {
-                "type": "list",
-                "elements": "str",
-                "default": ["ipp-controller.service", "ipp-engine@*.service"],
-            },
-            "wants_dir": {"type": "str", "default": "/etc/systemd/system/multi-user.target.wants"},
-        },
+        argument_spec={"wants_dir": {"type": "str", "default": "/etc/systemd/system/multi-user.target.wants"}},
         supports_check_mode=True,
     )
-    patterns: list[str] = module.params["patterns"]
-    argv = ["systemctl", "list-units", "--all", "--plain", "--no-legend", "--type=service", *patterns]
+    argv = ["systemctl", "list-units", "--all", "--plain", "--no-legend", "--type=service", *PATTERNS]
     rc, out, err = module.run_command(argv)
     if rc != 0:
         module.fail_json(msg=f"systemctl list-units failed: {err.strip()}", rc=rc)
-    found = summary(parse_list_units(out), enabled_units(module.params["wants_dir"], patterns))
+    found = summary(parse_list_units(out), enabled_units(module.params["wants_dir"], PATTERNS))
     module.exit_json(changed=False, **found)
 
 
