@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ipp_status import FilterModule, cluster_line, controller, document, duration, host_problems, verdict
+from ipp_status import FilterModule, cluster_line, controller, document, duration, host_problems, sandbox, verdict
 
 SHOW = "LoadState=loaded\nActiveState=active\nActiveEnterTimestamp=@1796136405\n"
 TASKS = {"exists": True, "running": 2, "queued": 1, "completed": 6, "failed": 1}
@@ -149,5 +149,21 @@ def test_the_filters_are_registered_under_their_names() -> None:
         "ipp_status_controller": controller,
         "ipp_status_document": document,
         "ipp_status_cluster_line": cluster_line,
+        "ipp_status_sandbox": sandbox,
         "ipp_status_verdict": verdict,
     }
+
+
+KERNEL_OPTIONS = ["PrivateDevices", "ProtectKernelTunables", "ProtectKernelModules"]
+
+
+def test_the_sandbox_reads_the_loaded_units_options() -> None:
+    full = {"PrivateDevices": "yes", "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes"}
+    units = {
+        "ipp.slice": {"CPUWeight": "100"},  # a slice has no such options: not counted
+        "ipp-engine@1.service": full,
+        "ipp-engine@2.service": {**full, "ProtectKernelModules": "no"},
+    }
+    assert sandbox(units, ["ipp-engine@1.service"], KERNEL_OPTIONS) == "full"
+    assert sandbox(units, ["ipp-engine@1.service", "ipp-engine@2.service"], KERNEL_OPTIONS) == "reduced"
+    assert sandbox(units, [], KERNEL_OPTIONS) == ""

@@ -69,6 +69,11 @@ PROPERTIES = [
     "TasksCurrent",
     "OOMPolicy",
     "OOMScoreAdjust",
+    # The sandbox options that need CAP_SYS_ADMIN (role ipp's ipp_unit_sandbox_kernel), as
+    # the loaded unit has them: status.yml tells a full sandbox from a reduced one by them.
+    "PrivateDevices",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
 ]
 CONTROLLERS = ("cpu", "memory", "pids")
 # What each controller enforces of the roles' settings.

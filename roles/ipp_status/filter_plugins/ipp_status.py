@@ -160,18 +160,29 @@ def cluster_line(doc: Mapping[str, Any]) -> str:
     return text
 
 
+def sandbox(units: Mapping[str, Mapping[str, str]], installed: Sequence[str], options: Sequence[str]) -> str:
+    """The sandbox the host's cluster units run with, from their loaded properties
+    (ipp_cgroup_info's units): full, reduced (a unit lacks one of `options`), '' (no unit)."""
+    if not installed:
+        return ""
+    reduced = any(units.get(unit, {}).get(option) == "no" for unit in installed for option in options)
+    return "reduced" if reduced else "full"
+
+
 def verdict(doc: Mapping[str, Any]) -> str:
     """The report's last line: complete, or what is not."""
     return "complete" if doc["complete"] else "NOT complete: " + "; ".join(doc["problems"])
 
 
 class FilterModule:
-    """ipp_status_controller, ipp_status_document, ipp_status_cluster_line, ipp_status_verdict."""
+    """ipp_status_controller, ipp_status_document, ipp_status_cluster_line, ipp_status_sandbox,
+    ipp_status_verdict."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
             "ipp_status_controller": controller,
             "ipp_status_document": document,
             "ipp_status_cluster_line": cluster_line,
+            "ipp_status_sandbox": sandbox,
             "ipp_status_verdict": verdict,
         }
