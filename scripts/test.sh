@@ -40,7 +40,10 @@ if [[ $what == all || $what == molecule ]]; then
   }
   failed_at() {  # a failed scenario's failing tasks again, in short, from its log
     step "$1 FAILED at"
-    grep -B4 -A6 -E '^(fatal|failed): |^CRITICAL|^ERROR' ".cache/molecule-$1.log" | cut -c1-400 | tail -n 30 || true
+    # Each failed task as its header, its result (which assertion) and Ansible's error (the
+    # message), the last few: CI keeps only some 40 lines of the end.
+    awk '/^TASK \[/ { task = $0 } /^(fatal|failed): / { print task; print substr($0, 1, 600) }
+         /^\[ERROR\]: / { print substr($0, 1, 600) }' ".cache/molecule-$1.log" | tail -n 18
   }
   mkdir -p .cache
   # The default scenario runs alone: its recovery figures want the machine to itself. The
