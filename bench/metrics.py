@@ -40,9 +40,8 @@ from ipyparallel.controller.sqlitedb import SQLiteDB
 from task_db import CLIENT, controller_profile, free_ports, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
-RECOVERY_DIR = ROOT / "roles" / "ipp_controller" / "files"
-METRICS_DIR = ROOT / "roles" / "ipp_metrics" / "files"
-sys.path[:0] = [str(RECOVERY_DIR), str(METRICS_DIR)]
+HELPERS_DIR = ROOT / "roles" / "ipp_install" / "files" / "helpers"
+sys.path[:0] = [str(HELPERS_DIR)]
 
 import ipp_metrics  # noqa: E402
 
@@ -146,7 +145,7 @@ def scale(records: int, repeats: int) -> dict[str, float]:
 def cluster(root: Path, metrics: bool) -> Iterator[Path]:
     """A controller as the unit runs it, 2 engines, and the metrics service if asked."""
     profile = controller_profile(root)
-    env = {**os.environ, "PYTHONPATH": str(RECOVERY_DIR), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONPATH": str(HELPERS_DIR), "PYTHONWARNINGS": "ignore"}
     commands = [[sys.executable, "-m", "ipp_recovery", f"--profile-dir={profile}"]]
     commands += [
         [str(BIN / "ipengine"), f"--profile-dir={profile}", f"--Session.session=local/{n}/{n}"] for n in (1, 2)
@@ -157,7 +156,7 @@ def cluster(root: Path, metrics: bool) -> Iterator[Path]:
         config.write_text(
             json.dumps({"profile_dir": str(profile), "task_db": str(root / "tasks.db"), "port": port, "interval": 1})
         )
-        commands.append([sys.executable, str(METRICS_DIR / "ipp_metrics.py"), f"--config={config}"])
+        commands.append([sys.executable, str(HELPERS_DIR / "ipp_metrics.py"), f"--config={config}"])
     processes = []
     try:
         for command in commands:

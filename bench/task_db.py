@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULE_DIR = ROOT / "roles" / "ipp_controller" / "files"
+MODULE_DIR = ROOT / "roles" / "ipp_install" / "files" / "helpers"
 BIN = Path(sys.executable).parent
 #: SQLite's default wal_autocheckpoint, in pages.
 CHECKPOINT_PAGES = 1000

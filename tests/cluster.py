@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ROLES
 
-MODULE_DIR = ROLES / "ipp_controller" / "files"
+MODULE_DIR = ROLES / "ipp_install" / "files" / "helpers"
 BIN = Path(sys.executable).parent
 
 

@@ -27,8 +27,9 @@ def mappings(node: object) -> Iterator[dict[str, Any]]:
             yield from mappings(value)
 
 
-# The Python files the roles ship are plain scripts and plugins, not a package.
+# The helpers' modules (the ipp-helpers wheel's sources), the roles' scripts and plugins.
 for folder in (
+    ROLES / "ipp_install" / "files" / "helpers",
     ROLES / "ipp_install" / "files",
     ROLES / "ipp_install" / "filter_plugins",
     ROLES / "ipp_controller" / "filter_plugins",

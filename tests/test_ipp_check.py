@@ -18,7 +18,7 @@ import ipp_check
 import pytest
 from conftest import ROLES
 
-CHECK = ROLES / "ipp_install" / "files" / "ipp_check.py"
+CHECK = ROLES / "ipp_install" / "files" / "helpers" / "ipp_check.py"
 BIN = Path(sys.executable).parent
 
 

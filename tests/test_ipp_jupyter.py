@@ -30,7 +30,7 @@ from cluster import Cluster
 from conftest import ROLES
 from ipyparallel.cluster import ClusterManager
 
-MODULES = os.pathsep.join(str(ROLES / role / "files") for role in ("ipp_install", "ipp_controller"))
+MODULES = str(ROLES / "ipp_install" / "files" / "helpers")
 HOSTS = {"node-a": 1, "node-b": 1}
 
 

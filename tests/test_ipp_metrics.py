@@ -24,11 +24,11 @@ from cluster import Cluster
 from conftest import ROLES
 from ipyparallel.controller.sqlitedb import SQLiteDB
 
-sys.path.insert(0, str(ROLES / "ipp_metrics" / "files"))
+sys.path.insert(0, str(ROLES / "ipp_install" / "files" / "helpers"))
 
 import ipp_metrics
 
-SERVICE = ROLES / "ipp_metrics" / "files" / "ipp_metrics.py"
+SERVICE = ROLES / "ipp_install" / "files" / "helpers" / "ipp_metrics.py"
 TOKEN = "t0ken-for-the-test"
 SAMPLE_LINE = re.compile(r'^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+]+$')
 
