@@ -16,6 +16,7 @@ from pathlib import Path
 
 import ipp_helpers_build
 import pytest
+from ipp_lock import venv_plan
 
 HELPERS = Path(__file__).resolve().parent.parent / "roles" / "ipp_install" / "files" / "helpers"
 MODULES = ["ipp_check", "ipp_jupyter", "ipp_metrics", "ipp_recovery"]
@@ -68,7 +69,7 @@ def test_the_wheel_holds_the_modules_and_a_valid_record(tmp_path: Path) -> None:
             expected = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
             assert digest == f"sha256={expected}" and int(size) == len(content)
         assert rows[-1] == [f"{info}/RECORD", "", ""]
-        assert wheel.read(f"{info}/entry_points.txt").decode() == "[console_scripts]\nipp-check = ipp_check:main\n"
+        assert wheel.read(f"{info}/entry_points.txt").decode() == "[console_scripts]\nipp-check = ipp_check:script\n"
         metadata = wheel.read(f"{info}/METADATA").decode().splitlines()
         assert f"Version: {built['version']}" in metadata
         assert "Requires-Dist: ipyparallel" in metadata and "Requires-Dist: epyc" in metadata
@@ -113,3 +114,42 @@ def test_pip_installs_checks_and_removes_it_in_a_venv(tmp_path: Path) -> None:
     assert check.returncode == 1 and "ipyparallel" in check.stdout and "epyc" in check.stdout
     subprocess.run([*pip, "uninstall", "--yes", "ipp-helpers"], check=True, capture_output=True)
     assert not list(Path(site).glob("ipp_*.py")) and not script.exists()
+
+
+def test_the_probe_of_an_installed_wheel_tells_which_modules_a_new_one_changes(source: Path, tmp_path: Path) -> None:
+    built = ipp_helpers_build.build(tmp_path / "wheels", source)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # The dev venv's pip installs into the bare venv, as the role's pip does into its own.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "install",
+            "--no-deps",
+            "--target",
+            site,
+            built["wheel"],
+        ],
+        check=True,
+        capture_output=True,
+    )
+    probe_script = HELPERS.parent / "ipp_probe.py"
+    found = json.loads(
+        subprocess.run([python, "-c", probe_script.read_text(), str(venv)], check=True, capture_output=True).stdout
+    )
+    assert found["packages"]["ipp-helpers"]["hashes"] == built["hashes"]
+    assert venv_plan(found, [], built)["satisfied"]
+    module = source / "ipp_metrics.py"
+    module.write_text(module.read_text() + "\n# changed\n")
+    plan = venv_plan(found, [], ipp_helpers_build.build(tmp_path / "wheels", source))
+    assert plan["helpers_changed"] == ["ipp_metrics"] and not plan["lock_missing"]

@@ -18,7 +18,11 @@ import ipp_check
 import pytest
 from conftest import ROLES
 
-CHECK = ROLES / "ipp_install" / "files" / "helpers" / "ipp_check.py"
+HELPERS = ROLES / "ipp_install" / "files" / "helpers"
+# As the ipp-helpers wheel's console script runs it (`from ipp_check import script`), with the
+# module on this client's path only: the fixture's engines cannot import it, so a check that
+# sent them a reference to it instead of its code would fail.
+COMMAND = [sys.executable, "-c", "import sys, ipp_check; sys.exit(ipp_check.script())"]
 BIN = Path(sys.executable).parent
 
 
@@ -56,8 +60,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 def check(env: dict[str, str], *args: str) -> tuple[int, dict[str, object]]:
     result = subprocess.run(
-        [sys.executable, str(CHECK), "--profile", "checktest", *args],
-        env=env,
+        [*COMMAND, "--profile", "checktest", *args],
+        env={**env, "PYTHONPATH": str(HELPERS)},
         capture_output=True,
         text=True,
         timeout=180,

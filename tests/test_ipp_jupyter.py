@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,11 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
     (ipython / "profile_cluster").symlink_to(cluster.profile)  # the profile by its user's path
     cluster.start_controller()
     try:
+        # As the role does: the cluster file is written once the controller has its files.
+        client_file = cluster.profile / "security" / "ipcontroller-client.json"
+        deadline = time.monotonic() + 60
+        while not client_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("IPYTHONDIR", str(ipython))
             write(ipython / "profile_cluster", "--controller-host", "head")

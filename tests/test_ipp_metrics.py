@@ -1,6 +1,6 @@
 """ipp_metrics: its figures and pages, and the service against a real cluster on this machine.
 
-The cluster test runs what ipp-metrics.service runs (`python ipp_metrics.py --config ...`) beside
+The cluster test runs what ipp-metrics.service runs (`python -m ipp_metrics --config ...`) beside
 a controller and engines run as their units run them, and checks the figures against what the
 cluster did: engines per host, tasks completed and failed, a controller killed and restarted.
 """
@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROLES / "ipp_install" / "files" / "helpers"))
 
 import ipp_metrics
 
-SERVICE = ROLES / "ipp_install" / "files" / "helpers" / "ipp_metrics.py"
 TOKEN = "t0ken-for-the-test"
 SAMPLE_LINE = re.compile(r'^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+]+$')
 
@@ -202,7 +201,7 @@ def fetch(url: str, token: str | None = TOKEN, method: str = "GET") -> tuple[int
 
 
 class Service:
-    """ipp_metrics.py run as its unit runs it, for a cluster on this machine."""
+    """ipp_metrics run as its unit runs it (``python -m ipp_metrics``), for a cluster on this machine."""
 
     def __init__(self, cluster: Cluster, root: Path) -> None:
         self.port = free_port()
@@ -225,7 +224,8 @@ class Service:
         self.log = root / "metrics.log"
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(SERVICE), f"--config={config}"],
+                # cluster.env has the helpers' directory on PYTHONPATH, as the venv has the wheel.
+                [sys.executable, "-m", "ipp_metrics", f"--config={config}"],
                 env=cluster.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -55,7 +55,52 @@ def test_the_project_locks_are_exact_pins() -> None:
 def test_a_venv_holding_exactly_the_lock_needs_nothing() -> None:
     found = probe({"epyc": ("1.7.2", ["numpy"]), "numpy": ("2.4.6", []), "pip": ("23.0.1", [])})
     plan = venv_plan(found, ["epyc==1.7.2", "numpy==2.4.6"])
-    assert plan == {"rebuild": False, "reason": "", "missing": [], "surplus": [], "satisfied": True}
+    assert plan == {
+        "rebuild": False,
+        "reason": "",
+        "missing": [],
+        "surplus": [],
+        "satisfied": True,
+        "lock_satisfied": True,
+        "lock_missing": False,
+        "helpers_changed": [],
+    }
+
+
+HELPERS = {
+    "name": "ipp-helpers",
+    "requirement": "ipp-helpers==1.0.0+bbbbbbbbbbbb",
+    "hashes": {"ipp_check.py": "c1", "ipp_metrics.py": "m2", "ipp_recovery.py": "r1"},
+}
+
+
+def with_helpers(version: str, hashes: dict[str, str]) -> dict[str, Any]:
+    """A venv holding the lock and ipp-helpers at this version, with these module digests."""
+    found = probe({"epyc": ("1.7.2", []), "ipp-helpers": (version, ["epyc"])})
+    found["packages"]["ipp-helpers"]["hashes"] = hashes
+    return found
+
+
+def test_helpers_not_installed_are_missing_and_every_module_changes() -> None:
+    plan = venv_plan(probe({"epyc": ("1.7.2", [])}), ["epyc==1.7.2"], HELPERS)
+    assert plan["missing"] == ["ipp-helpers==1.0.0+bbbbbbbbbbbb"]
+    assert not plan["satisfied"] and plan["lock_satisfied"] and not plan["lock_missing"]
+    assert plan["helpers_changed"] == ["ipp_check", "ipp_metrics", "ipp_recovery"]
+
+
+def test_a_new_helpers_version_changes_only_the_modules_whose_digest_differs() -> None:
+    found = with_helpers("1.0.0+aaaaaaaaaaaa", {"ipp_check.py": "c1", "ipp_metrics.py": "m1", "ipp_recovery.py": "r1"})
+    plan = venv_plan(found, ["epyc==1.7.2"], HELPERS)
+    assert plan["missing"] == [HELPERS["requirement"]] and plan["surplus"] == []
+    assert plan["helpers_changed"] == ["ipp_metrics"] and not plan["lock_missing"]
+
+
+def test_helpers_at_their_version_need_nothing_and_a_lock_change_is_told_apart() -> None:
+    found = with_helpers("1.0.0+bbbbbbbbbbbb", {"ipp_check.py": "c1", "ipp_metrics.py": "m2", "ipp_recovery.py": "r1"})
+    assert venv_plan(found, ["epyc==1.7.2"], HELPERS)["satisfied"]
+    plan = venv_plan(found, ["epyc==1.7.1"], HELPERS)
+    assert plan["missing"] == ["epyc==1.7.1"] and plan["lock_missing"] and not plan["lock_satisfied"]
+    assert plan["helpers_changed"] == []
 
 
 def test_names_are_compared_as_the_index_does() -> None:

@@ -10,7 +10,8 @@ supported ansible-core allows on targets).
   the wheelhouse are chosen by them);
 - ``venv``: whether the venv exists, the Python minor it was made with (its ``pyvenv.cfg``) and
   whether its interpreter is still there (an in-place OS upgrade removes or replaces it);
-- ``packages``: every distribution in the venv, with its version and the names it requires.
+- ``packages``: every distribution in the venv, with its version and the names it requires;
+  for the cluster's own ``ipp-helpers`` also its modules' RECORD digests (``hashes``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import re
 import sys
 from importlib import metadata
 from typing import Any
+
+# The cluster's own package (files/helpers): its modules' digests are reported too.
+HELPERS = "ipp-helpers"
 
 
 def normalize(name: str) -> str:
@@ -65,6 +69,14 @@ def venv_state(venv: str) -> dict[str, Any]:
     return {"exists": True, "python": minor(version), "interpreter": interpreter, "executable": executable}
 
 
+def module_hashes(dist: metadata.Distribution) -> dict[str, str]:
+    """The RECORD digests of a distribution's top-level modules (``ipp_recovery.py``)."""
+    files = dist.files or []
+    return {
+        str(path): path.hash.value for path in files if path.hash and "/" not in str(path) and str(path).endswith(".py")
+    }
+
+
 def packages(site: str) -> dict[str, dict[str, Any]]:
     """Every distribution in ``site``: version and the names it requires (markers ignored)."""
     if not os.path.isdir(site):
@@ -76,6 +88,8 @@ def packages(site: str) -> dict[str, dict[str, Any]]:
             continue
         requires = sorted({requirement_name(req) for req in dist.requires or []} - {""})
         found[normalize(name)] = {"version": dist.version, "requires": requires}
+        if normalize(name) == HELPERS:
+            found[HELPERS]["hashes"] = module_hashes(dist)
     return found
 
 

@@ -2,8 +2,9 @@
 
 ``ipp_lock_pins``: the ``name==version`` lines of a lock made by ``scripts/lock.sh``.
 ``ipp_venv_plan``: what the venv described by ``ipp_probe.py`` needs to hold exactly the
-requirements: rebuilt (its interpreter is gone or of another minor), packages installed, surplus
-packages removed; ``satisfied`` when nothing is to do.
+requirements and the ipp-helpers wheel: rebuilt (its interpreter is gone or of another minor),
+packages installed, surplus packages removed; ``satisfied`` when nothing is to do; and which of
+the helpers' modules an install changes (the services that run one restart for it).
 """
 
 from __future__ import annotations
@@ -63,14 +64,29 @@ def closure(roots: Iterable[str], installed: dict[str, dict[str, Any]]) -> set[s
     return seen
 
 
-def venv_plan(probe: dict[str, Any], requirements: list[str]) -> dict[str, Any]:
-    """What the venv needs, from the probe's answer and the requirements (lock pins, extras).
+def helpers_changed(installed: dict[str, dict[str, Any]], helpers: dict[str, Any]) -> list[str]:
+    """The helpers' modules (``ipp_recovery``) whose installed file is not the built wheel's.
+
+    Both sides are RECORD hashes by file name: the probe's of the installed ipp-helpers, the
+    builder's of the wheel. Every module when ipp-helpers is not installed.
+    """
+    present = installed.get(normalize(helpers["name"]), {}).get("hashes", {})
+    built: dict[str, str] = helpers["hashes"]
+    return sorted(path.removesuffix(".py") for path, digest in built.items() if present.get(path) != digest)
+
+
+def venv_plan(probe: dict[str, Any], requirements: list[str], helpers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the venv needs, from the probe's answer, the requirements (lock pins, extras) and
+    the helpers' wheel as ``ipp_helpers_build.py`` described it (its pin joins the requirements).
 
     - ``rebuild``: the venv exists but its interpreter is gone or of another minor than the
       interpreter it is to be made from (an in-place OS upgrade): delete it and make it again;
     - ``missing``: requirements not installed at their pinned version (an unpinned one always);
     - ``surplus``: installed packages that no requirement pulls in (a lock that dropped one);
     - ``satisfied``: none of these, nothing to do;
+    - ``lock_satisfied``: the same for the requirements alone (the wheelhouse holds those);
+    - ``lock_missing``: whether a requirement (not the helpers) is missing;
+    - ``helpers_changed``: the helpers' modules an install replaces (``[]`` without helpers);
     - ``reason``: why the venv is rebuilt, in words ('' when it is not).
     """
     venv = probe.get("venv", {})
@@ -82,19 +98,25 @@ def venv_plan(probe: dict[str, Any], requirements: list[str]) -> dict[str, Any]:
         elif not venv.get("interpreter"):
             reason = f"the venv's interpreter {venv.get('executable') or 'bin/python'} is gone"
     installed: dict[str, dict[str, Any]] = {} if reason else probe.get("packages", {})
+    pins = [*requirements, helpers["requirement"]] if helpers else list(requirements)
     missing = []
-    for requirement in requirements:
+    for requirement in pins:
         pin = PIN.fullmatch(requirement.strip())
         if not pin or installed.get(normalize(pin[1]), {}).get("version") != pin[3]:
             missing.append(requirement)
-    wanted = closure((requirement_name(requirement) for requirement in requirements), installed)
+    wanted = closure((requirement_name(requirement) for requirement in pins), installed)
     surplus = sorted(set(installed) - wanted - VENV_OWN)
+    lock_missing = any(requirement in missing for requirement in requirements)
+    changed = helpers_changed(installed, helpers) if helpers and helpers["requirement"] in missing else []
     return {
         "rebuild": bool(reason),
         "reason": reason,
         "missing": missing,
         "surplus": surplus,
         "satisfied": bool(installed) and not missing and not surplus,
+        "lock_satisfied": bool(installed) and not lock_missing and not surplus,
+        "lock_missing": lock_missing,
+        "helpers_changed": changed,
     }
 
 

@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import re
+import runpy
 import signal
 import socket
 import sqlite3
@@ -441,6 +442,17 @@ def check(
         report["experiment"] = run_experiment(lab, points, timeout)
     report["problems"] = problems(report, expect, hosts)
     return report
+
+
+def script() -> None:
+    """The ``ipp-check`` command (ipp-helpers' console script): this module run as ``__main__``.
+
+    What the check sends to the engines (the experiments' classes, ``engine_versions``) is then
+    pickled as code, as when the file runs as a script, not as a reference to module
+    ``ipp_check``: an engine whose venv lacks it, or holds another version (a host left out of
+    an upgrade, which ``--versions`` is there to find), still runs this client's check.
+    """
+    runpy.run_module(__name__, run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ label, e.g. ``1.0.0+0123456789ab``: a changed module is a new version. Its files
 date and mode, so a rebuild of unchanged sources leaves the wheel as it was (and a copy to a
 node changes nothing).
 
-Only the standard library; Python 3.11 or newer (``tomllib``), as on the control node.
+Only the standard library; Python 3.11 or newer (``tomllib``): the control node has 3.12 or newer.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ class Project:
 
 
 def source_digest(pyproject: bytes, modules: dict[str, bytes]) -> str:
-    """12 hex digits naming these sources (the project file and every module)."""
-    digest = hashlib.sha256(pyproject)
+    """12 hex digits naming these sources: the project file, every module and this builder
+    (a change to what it writes is a new version too)."""
+    digest = hashlib.sha256(pyproject + b"\0" + Path(__file__).read_bytes())
     for name in sorted(modules):
         digest.update(b"\0" + name.encode() + b"\0" + modules[name])
     return digest.hexdigest()[:12]
@@ -103,9 +104,9 @@ def metadata(project: Project) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def record_hash(content: bytes) -> str:
-    """A RECORD file's hash of ``content``: urlsafe base64 of its SHA-256, unpadded."""
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+def record_digest(content: bytes) -> str:
+    """A RECORD file's digest of ``content``: urlsafe base64 of its SHA-256, unpadded."""
+    return base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
 
 
 def wheel_files(project: Project) -> dict[str, bytes]:
@@ -119,7 +120,7 @@ def wheel_files(project: Project) -> dict[str, bytes]:
     if project.scripts:
         entries = "".join(f"{name} = {target}\n" for name, target in sorted(project.scripts.items()))
         files[f"{info}/entry_points.txt"] = f"[console_scripts]\n{entries}".encode()
-    record = [f"{path},{record_hash(content)},{len(content)}" for path, content in files.items()]
+    record = [f"{path},sha256={record_digest(content)},{len(content)}" for path, content in files.items()]
     files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
     return files
 
@@ -153,7 +154,9 @@ def write_if_changed(path: Path, content: bytes) -> bool:
 
 
 def build(dest: Path, source: Path = HERE) -> dict[str, Any]:
-    """Build the wheel into ``dest``; what was built, and whether the file changed."""
+    """Build the wheel into ``dest``: what was built, whether the file changed, and each module's
+    RECORD digest (which the role compares with the installed ones, to restart what runs a
+    changed module)."""
     project = read_project(source)
     path = dest / project.wheel_name
     changed = write_if_changed(path, wheel_bytes(project))
@@ -163,6 +166,7 @@ def build(dest: Path, source: Path = HERE) -> dict[str, Any]:
         "version": project.version,
         "requirement": f"{project.name}=={project.version}",
         "wheel": str(path),
+        "hashes": {name: record_digest(content) for name, content in sorted(project.modules.items())},
     }
 
 

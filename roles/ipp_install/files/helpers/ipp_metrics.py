@@ -1,7 +1,8 @@
 """ipp-metrics: the cluster's figures in Prometheus text format, and a dashboard page.
 
 Run by ipp-metrics.service on the controller host, as the cluster account:
-``python ipp_metrics.py --config /etc/ipp-metrics/<profile>.json``.  Every ``interval``
+``python -m ipp_metrics --config /etc/ipp-metrics/<profile>.json`` (a module of the ipp-helpers
+wheel).  Every ``interval``
 seconds a sampler thread asks the hub, as a client, for its engines and queues (nothing runs
 on the engines), reads the task database read-only (WAL: it never blocks the controller's
 writes) and the engine list of the profile's ``ipcluster_config.py`` (what the inventory

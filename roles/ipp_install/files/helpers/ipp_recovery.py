@@ -1,9 +1,10 @@
 """ipcontroller with five work-arounds for eight ipyparallel 9 defects that break restarts.
 
-Installed by the ipp_controller role into the cluster's virtual environment and run by
-ipp-controller.service as ``python -m ipp_recovery`` with ipcontroller's own arguments.
-Remove it when upstream fixes these defects.  Work-around 1 covers two defects and 5 covers
-three; docs/upstream-defects.md has a reproduction of each.
+A module of the ipp-helpers wheel, which the ipp_install role installs into the cluster's
+virtual environment; run by ipp-controller.service (role ipp_controller) as
+``python -m ipp_recovery`` with ipcontroller's own arguments.  Remove it when upstream fixes
+these defects.  Work-around 1 covers two defects and 5 covers three;
+docs/upstream-defects.md has a reproduction of each.
 
 1. Results survive a restart.  ``SQLiteDB._check_table`` compares the column types SQLite
    reports with its own spelling, case-sensitively.  SQLite 3.40 reports them in another case,
