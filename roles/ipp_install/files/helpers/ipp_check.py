@@ -365,7 +365,7 @@ def problems(report: dict[str, Any], expect: int | None, hosts: list[str]) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ipp-check", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cluster")
     parser.add_argument("--expect", type=int, help="the engine count there must be")
     parser.add_argument("--hosts", default="", help="comma-separated hosts that must compute")
