@@ -30,6 +30,16 @@ def source(tmp_path: Path) -> Path:
     return copy
 
 
+def site_packages(python: str) -> str:
+    """The site-packages directory of the venv whose interpreter this is."""
+    return subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
 def test_the_same_sources_build_the_same_bytes(tmp_path: Path) -> None:
     first = ipp_helpers_build.build(tmp_path / "a")
     second = ipp_helpers_build.build(tmp_path / "b")
@@ -98,12 +108,7 @@ def test_pip_installs_checks_and_removes_it_in_a_venv(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    site = site_packages(str(python))
     assert sorted(path.name for path in Path(site).glob("ipp_*.py")) == [f"{name}.py" for name in MODULES]
     script = venv / "bin" / "ipp-check"
     assert script.read_text().splitlines()[0] == f"#!{python}"
@@ -121,12 +126,7 @@ def test_the_probe_of_an_installed_wheel_tells_which_modules_a_new_one_changes(s
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
     python = str(venv / "bin" / "python")
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    site = site_packages(python)
     # The dev venv's pip installs into the bare venv, as the role's pip does into its own.
     subprocess.run(
         [
