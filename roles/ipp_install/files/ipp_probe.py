@@ -83,13 +83,14 @@ def packages(site: str) -> dict[str, dict[str, Any]]:
         return {}
     found: dict[str, dict[str, Any]] = {}
     for dist in metadata.distributions(path=[site]):
-        name = dist.metadata["Name"]
+        name = normalize(dist.metadata["Name"] or "")
         if not name:
             continue
         requires = sorted({requirement_name(req) for req in dist.requires or []} - {""})
-        found[normalize(name)] = {"version": dist.version, "requires": requires}
-        if normalize(name) == HELPERS:
-            found[HELPERS]["hashes"] = module_hashes(dist)
+        entry: dict[str, Any] = {"version": dist.version, "requires": requires}
+        if name == HELPERS:
+            entry["hashes"] = module_hashes(dist)
+        found[name] = entry
     return found
 
 
