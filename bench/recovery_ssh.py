@@ -236,12 +236,14 @@ def set_variant(inventory: str, variant: str) -> None:
 
 
 def restart_delays(inventory: str) -> set[str]:
-    """The restart delay (RestartUSec) of every controller and engine unit of the cluster."""
+    """The restart delay (RestartUSec) of every controller and engine unit that runs."""
+    # Only the active ones: a pattern also matches units that systemd holds as not found (an
+    # instance some check asked about), which show the default delay.
     out = ad_hoc(
         inventory,
         "controller:engines",
-        f"systemctl show --property=RestartUSec --value {CONTROLLER_UNIT} {shlex.quote(ENGINE_UNITS)} 2>/dev/null "
-        "| sort -u",
+        f"systemctl list-units --state=active --no-legend --plain {CONTROLLER_UNIT} {shlex.quote(ENGINE_UNITS)} "
+        "| awk '{print $1}' | xargs --no-run-if-empty systemctl show --property=RestartUSec --value | sort -u",
     )
     return {line for text in out.values() for line in text.split() if line}
 
